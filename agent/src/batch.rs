@@ -1,0 +1,63 @@
+//! The batch stage: a stream's encoded records accumulate in one open batch, closed on size,
+//! age, end of input or container end.
+
+use crate::encode::Encoder;
+use crate::parse::Record;
+use std::time::Instant;
+
+/// An open batch of one stream. It always starts where the previous one ended, so its first
+/// offset (the object key) is the stream's checkpoint when it was opened.
+#[derive(Debug)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub first_offset: u64,
+    /// Stream offset just past the last record (where the next batch starts).
+    pub end_offset: u64,
+    pub records: u64,
+    pub first_ts: String,
+    pub last_ts: String,
+    pub opened: Instant,
+}
+
+impl Batch {
+    pub fn new(first_offset: u64) -> Batch {
+        Batch {
+            data: Vec::new(),
+            first_offset,
+            end_offset: first_offset,
+            records: 0,
+            first_ts: String::new(),
+            last_ts: String::new(),
+            opened: Instant::now(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Add a record that ends (its last physical line included) at stream offset `end`.
+    pub fn push(&mut self, enc: &Encoder, rec: &Record<'_>, end: u64) {
+        if self.records == 0 {
+            self.opened = Instant::now();
+            self.first_ts.push_str(rec.ts);
+        }
+        enc.encode(rec, &mut self.data);
+        self.records += 1;
+        self.end_offset = end;
+        self.last_ts.clear();
+        self.last_ts.push_str(rec.ts);
+    }
+
+    /// Move past bytes that produced no record (malformed lines, a skipped remainder) so the
+    /// next batch and the checkpoint do not read them again.
+    pub fn skip_to(&mut self, end: u64) {
+        self.end_offset = self.end_offset.max(end);
+    }
+
+    /// Take the contents out, leaving an empty batch that starts where this one ended.
+    pub fn take(&mut self) -> Batch {
+        let next = Batch::new(self.end_offset);
+        std::mem::replace(self, next)
+    }
+}

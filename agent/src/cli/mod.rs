@@ -1,0 +1,68 @@
+//! The `jobarchive` command line (CONTRACT §1): one binary, one subcommand per job to do.
+
+pub mod agent;
+pub mod demo;
+pub mod fetch;
+pub mod ls;
+
+use crate::error::{CliError, CliResult};
+use crate::store::Store;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jobarchive",
+    version,
+    about = "Keeps the logs and resource footprints of Kubernetes Job pods after the pods are gone",
+    long_about = "Keeps the logs and resource footprints of Kubernetes Job pods after the pods are gone.\n\n\
+    `jobarchive agent` runs on every node (a DaemonSet): it tails /var/log/pods, enriches each line with its job, \
+    cronjob and attempt, and ships gzip NDJSON batches to S3 before the kubelet deletes the files. \
+    The other commands read the archive back.\n\nTry `jobarchive demo` first: it needs no cluster and no S3."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the node agent: tail, enrich, batch, compress, ship, checkpoint
+    Agent(agent::AgentArgs),
+    /// Print the archived logs of a job, every attempt in order
+    Fetch(fetch::FetchArgs),
+    /// List archived jobs
+    Ls(ls::LsArgs),
+    /// Demonstrate on generated pods of the seed study's three Jobs, with a local store
+    Demo(demo::DemoArgs),
+}
+
+/// Where the archive is, for the commands that read it.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// s3://BUCKET/PREFIX, file:///ABS/PATH or a folder
+    #[arg(long, env = "JOBARCHIVE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Cluster name used in the keys
+    #[arg(long, env = "JOBARCHIVE_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    /// Namespace of the job(s)
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> CliResult<Store> {
+        let url = self.store.as_deref().ok_or_else(|| CliError::usage("no store given: pass --store URL or set JOBARCHIVE_STORE (the demo's is ./jobarchive-demo)"))?;
+        let path_style = std::env::var("JOBARCHIVE_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
+        Ok(Store::open(url, path_style).await?)
+    }
+}
+
+pub async fn run(cli: Cli) -> CliResult<()> {
+    match cli.command {
+        Command::Agent(a) => agent::run(a).await,
+        Command::Fetch(a) => fetch::run(a).await,
+        Command::Ls(a) => ls::run(a).await,
+        Command::Demo(a) => demo::run(a).await,
+    }
+}

@@ -1,0 +1,168 @@
+//! Agent configuration: the TOML file (config/jobarchive.toml documents every key), overridden
+//! by flags and `JOBARCHIVE_*` environment variables in `cli::agent`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub cluster: String,
+    pub node_name: String,
+    pub log_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub allowed_roots: Vec<PathBuf>,
+    pub kube: KubeMode,
+    pub cgroup_root: PathBuf,
+    pub include_pods_without_job: bool,
+    pub namespaces_include: Vec<String>,
+    pub namespaces_exclude: Vec<String>,
+    pub max_line_bytes: usize,
+    pub rescan_interval_secs: u64,
+    pub metadata_wait_secs: u64,
+    pub http_listen: String,
+    pub log_format: LogFormat,
+    pub store: StoreConfig,
+    pub batch: BatchConfig,
+    pub footprint: FootprintConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeMode {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: String,
+    pub path_style: bool,
+    pub upload_concurrency: usize,
+    pub max_retries: u32,
+    pub spool_max_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_bytes: usize,
+    pub max_age_secs: u64,
+    pub compression_level: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FootprintConfig {
+    pub sample_interval_secs: u64,
+    pub write_interval_secs: u64,
+    pub headroom_percent: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster: "default".into(),
+            node_name: String::new(),
+            log_dir: "/var/log/pods".into(),
+            state_dir: "/var/lib/jobarchive".into(),
+            allowed_roots: vec!["/var/log/pods".into(), "/var/lib/docker/containers".into()],
+            kube: KubeMode::Auto,
+            cgroup_root: "/sys/fs/cgroup".into(),
+            include_pods_without_job: false,
+            namespaces_include: vec![],
+            namespaces_exclude: vec![],
+            max_line_bytes: 1 << 20,
+            rescan_interval_secs: 10,
+            metadata_wait_secs: 30,
+            http_listen: "0.0.0.0:9808".into(),
+            log_format: LogFormat::Text,
+            store: StoreConfig::default(),
+            batch: BatchConfig::default(),
+            footprint: FootprintConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: String::new(), path_style: false, upload_concurrency: 8, max_retries: 5, spool_max_bytes: 512 << 20 }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_bytes: 4 << 20, max_age_secs: 5, compression_level: 6 }
+    }
+}
+
+impl Default for FootprintConfig {
+    fn default() -> Self {
+        FootprintConfig { sample_interval_secs: 5, write_interval_secs: 60, headroom_percent: 20 }
+    }
+}
+
+impl Config {
+    /// Read a TOML file; a missing or invalid file is a one-line error naming the file.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Values no run can work with, caught before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::contract::is_safe_segment(&self.cluster) {
+            return Err(format!("cluster {:?} is not a valid name (letters, digits, '-', '.', '_')", self.cluster));
+        }
+        if self.batch.max_bytes < 1024 {
+            return Err("batch.max_bytes must be at least 1024".into());
+        }
+        if self.batch.compression_level > 9 {
+            return Err("batch.compression_level must be 0-9".into());
+        }
+        if self.max_line_bytes < 16 {
+            return Err("max_line_bytes must be at least 16".into());
+        }
+        if self.store.upload_concurrency == 0 {
+            return Err("store.upload_concurrency must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_file_equals_the_defaults() {
+        let text = include_str!("../../config/jobarchive.toml");
+        let from_file = Config::from_toml(text).unwrap();
+        let defaults = Config::default();
+        assert_eq!(toml::to_string(&from_file).unwrap(), toml::to_string(&defaults).unwrap());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_one_line_errors() {
+        let e = Config::from_toml("colour = 1").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        assert!(Config::from_toml("[batch]\ncompression_level = 12").is_err());
+        assert!(Config::from_toml("kube = \"maybe\"").is_err());
+        assert!(Config::from_toml("cluster = \"a/b\"").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! The encode stage: one parsed record → one NDJSON line of CONTRACT §4.
+//!
+//! The stream's constant metadata (cluster … completion_index) is serialized once, when the
+//! stream opens, and copied after each record's own fields; per record only ts, stream, message
+//! and offset are written, straight into the batch buffer.
+
+use crate::contract::StreamMeta;
+use crate::parse::Record;
+use base64::Engine;
+
+pub struct Encoder {
+    /// `,"cluster":…,"completion_index":…}\n`
+    suffix: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new(meta: &StreamMeta) -> Encoder {
+        let json = serde_json::to_vec(meta).expect("metadata serializes");
+        // `{"cluster":…}` → `,"cluster":…}\n`
+        let mut suffix = Vec::with_capacity(json.len() + 1);
+        suffix.push(b',');
+        suffix.extend_from_slice(&json[1..]);
+        suffix.push(b'\n');
+        Encoder { suffix }
+    }
+
+    /// Append one record's line to `out`.
+    pub fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"ts\":");
+        write_json_str(out, rec.ts);
+        out.extend_from_slice(b",\"stream\":\"");
+        out.extend_from_slice(rec.stream.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        match std::str::from_utf8(rec.message) {
+            Ok(text) => write_json_str(out, text),
+            Err(_) => {
+                // Keep the exact bytes for whoever needs them; `message` stays readable.
+                write_json_str(out, &String::from_utf8_lossy(rec.message));
+                out.extend_from_slice(b",\"message_b64\":\"");
+                let start = out.len();
+                out.resize(start + base64::encoded_len(rec.message.len(), true).unwrap_or(0), 0);
+                let n = base64::engine::general_purpose::STANDARD
+                    .encode_slice(rec.message, &mut out[start..])
+                    .expect("buffer sized by encoded_len");
+                out.truncate(start + n);
+                out.push(b'"');
+            }
+        }
+        if rec.truncated {
+            out.extend_from_slice(b",\"truncated\":true");
+        }
+        out.extend_from_slice(b",\"offset\":");
+        out.extend_from_slice(itoa_u64(rec.offset, &mut [0u8; 20]));
+        out.extend_from_slice(&self.suffix);
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::StreamKind;
+
+    fn meta() -> StreamMeta {
+        StreamMeta {
+            cluster: "c".into(),
+            node: "n".into(),
+            namespace: "default".into(),
+            pod: "p-abcde".into(),
+            pod_uid: "u".into(),
+            container: "main".into(),
+            restart: 0,
+            job: "p".into(),
+            job_uid: None,
+            cronjob: Some("cj".into()),
+            attempt: 2,
+            completion_index: None,
+        }
+    }
+
+    fn encode(message: &[u8], truncated: bool) -> serde_json::Value {
+        let rec = Record { ts: "2026-11-27T14:53:39.123Z", stream: StreamKind::Stderr, message, offset: 1234, truncated };
+        let mut out = Vec::new();
+        Encoder::new(&meta()).encode(&rec, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line per record");
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn records_carry_every_contract_field() {
+        let v = encode(b"hello \"world\"\t\r\x01", false);
+        assert_eq!(v["message"], "hello \"world\"\t\r\u{1}");
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["offset"], 1234);
+        assert_eq!(v["cronjob"], "cj");
+        assert_eq!(v["job_uid"], serde_json::Value::Null);
+        assert_eq!(v["attempt"], 2);
+        assert!(v.get("message_b64").is_none() && v.get("truncated").is_none());
+    }
+
+    #[test]
+    fn invalid_utf8_keeps_exact_bytes() {
+        let raw = b"caf\xe9 \xff end";
+        let v = encode(raw, true);
+        let b64 = v["message_b64"].as_str().unwrap();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), raw);
+        assert_eq!(v["message"], String::from_utf8_lossy(raw).as_ref());
+        assert_eq!(v["truncated"], true);
+    }
+}

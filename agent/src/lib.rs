@@ -1,0 +1,24 @@
+//! jobarchive: archives the logs and resource footprints of Kubernetes Job pods.
+//!
+//! The data path, one module per stage:
+//! `discover` → `tail` → `parse` → `meta` (enrich) → `encode` + `batch` → `compress` → `store`
+//! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
+//! `read` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod cli;
+pub mod commit;
+pub mod compress;
+pub mod config;
+pub mod contract;
+pub mod discover;
+pub mod encode;
+pub mod error;
+pub mod meta;
+pub mod parse;
+pub mod pipeline;
+pub mod read;
+pub mod store;
+pub mod tail;
+pub mod watch;

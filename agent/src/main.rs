@@ -1,0 +1,41 @@
+//! The `jobarchive` binary: parse the command line, set up logging, run, map errors to the
+//! exit codes of CONTRACT §1 with one line on stderr.
+
+use clap::Parser;
+use jobarchive::cli::{run, Cli, Command};
+use jobarchive::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jobarchive: error: cannot start runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = rt.block_on(run(cli));
+    // Do not wait for lingering blocking tasks (e.g. a slow store read) once the answer is out.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
+        eprintln!("jobarchive: error: {e}");
+        std::process::exit(e.code as i32);
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Agent(_) => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let json = std::env::var("JOBARCHIVE_LOG_FORMAT").is_ok_and(|v| v == "json") || matches!(&cli.command, Command::Agent(a) if a.config().is_ok_and(|c| c.log_format == LogFormat::Json));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

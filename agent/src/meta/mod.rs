@@ -1,0 +1,88 @@
+//! The enrich stage: who a pod is (job, job_uid, cronjob, attempt, completion index).
+//!
+//! `path` guesses from folder and pod names alone; the Kubernetes API source plugs in through
+//! `Resolution` (a later stage of the project). Attempts without the API are numbered by the
+//! first log line of each pod of a job seen on this node (`AttemptBook`).
+
+pub mod path;
+
+use std::collections::HashMap;
+
+pub use path::{guess_job, JobGuess, PodDir};
+
+/// What a metadata source says about a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobIdentity {
+    pub job: String,
+    pub job_uid: Option<String>,
+    pub cronjob: Option<String>,
+    pub completion_index: Option<u32>,
+    /// Known exactly from the API; `None`: number it from first log lines.
+    pub attempt: Option<u32>,
+}
+
+impl JobIdentity {
+    pub fn from_path(dir: &PodDir) -> JobIdentity {
+        let g = guess_job(&dir.pod);
+        JobIdentity { job: g.job, job_uid: None, cronjob: g.cronjob, completion_index: g.completion_index, attempt: None }
+    }
+}
+
+/// Path-only attempt numbers: 1 + the number of pods of the same job (and completion index)
+/// seen on this node whose first log line is older. Pods are entered with their first line's
+/// time; a pod's number is fixed the first time it is asked for (and then pinned in its state).
+#[derive(Default)]
+pub struct AttemptBook {
+    pods: HashMap<(String, String, Option<u32>), Vec<(i128, String)>>,
+}
+
+impl AttemptBook {
+    pub fn enter(&mut self, namespace: &str, job: &JobIdentity, pod_uid: &str, first_line_nanos: i128) {
+        let list = self.pods.entry((namespace.to_string(), job.job.clone(), job.completion_index)).or_default();
+        if !list.iter().any(|(_, uid)| uid == pod_uid) {
+            list.push((first_line_nanos, pod_uid.to_string()));
+        }
+    }
+
+    pub fn attempt(&self, namespace: &str, job: &JobIdentity, pod_uid: &str) -> u32 {
+        let Some(list) = self.pods.get(&(namespace.to_string(), job.job.clone(), job.completion_index)) else {
+            return 1;
+        };
+        let Some(&(mine, _)) = list.iter().find(|(_, uid)| uid == pod_uid) else {
+            return 1;
+        };
+        1 + list.iter().filter(|(t, uid)| *t < mine || (*t == mine && uid.as_str() < pod_uid)).count() as u32
+    }
+}
+
+/// Parse an RFC 3339 timestamp to nanoseconds since the epoch (runtime timestamps trim trailing
+/// zeros of the fraction, so they do not compare as strings).
+pub fn rfc3339_nanos(ts: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_follow_first_log_lines_not_discovery_order() {
+        let dir = |pod: &str| PodDir { namespace: "default".into(), pod: pod.into(), uid: format!("uid-{pod}") };
+        let mut book = AttemptBook::default();
+        let times = [("exit-nonzero-ccccc", "2026-11-27T14:55:00.5Z"), ("exit-nonzero-aaaaa", "2026-11-27T14:53:39.12345Z"), ("exit-nonzero-bbbbb", "2026-11-27T14:54:00Z")];
+        for (pod, ts) in times {
+            let d = dir(pod);
+            book.enter(&d.namespace, &JobIdentity::from_path(&d), &d.uid, rfc3339_nanos(ts).unwrap());
+        }
+        let attempt = |pod: &str| {
+            let d = dir(pod);
+            book.attempt(&d.namespace, &JobIdentity::from_path(&d), &d.uid)
+        };
+        assert_eq!([attempt("exit-nonzero-aaaaa"), attempt("exit-nonzero-bbbbb"), attempt("exit-nonzero-ccccc")], [1, 2, 3]);
+    }
+
+    #[test]
+    fn trimmed_fractions_compare_as_times() {
+        assert!(rfc3339_nanos("2026-11-27T14:53:39.1Z").unwrap() < rfc3339_nanos("2026-11-27T14:53:39.12345Z").unwrap());
+    }
+}

@@ -1,0 +1,147 @@
+//! The reading side shared by `fetch`, `ls` and `verify`: find a job's runs from the manifests,
+//! list its log objects in contract order, and stream their records with bounded parallelism,
+//! each record at most once.
+
+use crate::contract::{listing_prefix, LogKey, Manifest, RecordRead};
+use crate::store::{Store, StoreError};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+/// Objects fetched at once: enough to hide latency, few enough to keep memory flat.
+pub const FETCH_PARALLELISM: usize = 8;
+
+/// One run of a job (a job_uid) as its manifests describe it.
+#[derive(Debug, Default)]
+pub struct JobRun {
+    pub namespace: String,
+    pub job: String,
+    pub job_uid: String,
+    pub cronjob: Option<String>,
+    pub attempts: BTreeMap<u32, usize>,
+    pub first_ts: String,
+    pub last_ts: String,
+    pub bytes: u64,
+    pub records: u64,
+    pub manifests: Vec<Manifest>,
+}
+
+/// Every manifest under a namespace (and job), fetched with bounded parallelism.
+pub async fn manifests(store: &Store, cluster: &str, ns: &str, job: Option<&str>) -> Result<Vec<Manifest>, StoreError> {
+    let objects = store.list(&listing_prefix("manifests", cluster, ns, job)).await?;
+    stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
+        .map(|o| async move {
+            let data = store.get(&o.key).await?;
+            Ok::<_, StoreError>(data.and_then(|d| match serde_json::from_slice::<Manifest>(&d) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(key = %o.key, error = %e, "unreadable manifest skipped");
+                    None
+                }
+            }))
+        })
+        .buffered(FETCH_PARALLELISM)
+        .try_filter_map(|m| async move { Ok(m) })
+        .try_collect()
+        .await
+}
+
+/// Group manifests into job runs, most recent last.
+pub fn job_runs(manifests: Vec<Manifest>) -> Vec<JobRun> {
+    let mut runs: HashMap<(String, String), JobRun> = HashMap::new();
+    for m in manifests {
+        let uid = m.pod.job_uid.clone().unwrap_or_else(|| crate::contract::UNKNOWN_UID.to_string());
+        let run = runs.entry((m.pod.job.clone(), uid.clone())).or_insert_with(|| JobRun {
+            namespace: m.pod.namespace.clone(),
+            job: m.pod.job.clone(),
+            job_uid: uid,
+            cronjob: m.pod.cronjob.clone(),
+            ..JobRun::default()
+        });
+        *run.attempts.entry(m.pod.attempt).or_default() += 1;
+        for o in m.containers.iter().flat_map(|c| &c.objects) {
+            run.bytes += o.bytes;
+            run.records += o.records;
+            if run.first_ts.is_empty() || earlier(&o.first_ts, &run.first_ts) {
+                run.first_ts = o.first_ts.clone();
+            }
+            if run.last_ts.is_empty() || earlier(&run.last_ts, &o.last_ts) {
+                run.last_ts = o.last_ts.clone();
+            }
+        }
+        run.manifests.push(m);
+    }
+    let mut out: Vec<JobRun> = runs.into_values().collect();
+    out.sort_by(|a, b| (&a.job, nanos(&a.last_ts)).cmp(&(&b.job, nanos(&b.last_ts))));
+    out
+}
+
+fn nanos(ts: &str) -> i128 {
+    crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN)
+}
+
+fn earlier(a: &str, b: &str) -> bool {
+    nanos(a) < nanos(b)
+}
+
+/// The log objects of one job run, in output order (attempt, container, restart, offset).
+pub async fn log_keys(store: &Store, cluster: &str, ns: &str, job: &str, job_uid: &str) -> Result<Vec<LogKey>, StoreError> {
+    let prefix = format!("{}job_uid={job_uid}/", listing_prefix("logs", cluster, ns, Some(job)));
+    let mut keys: Vec<LogKey> = store.list(&prefix).await?.iter().filter_map(|o| LogKey::parse(&o.key)).collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Drops records already printed: within a stream, objects come in offset order, so anything at
+/// or below the last printed offset was printed (an object re-shipped after a lost checkpoint).
+#[derive(Default)]
+pub struct Dedup {
+    next: HashMap<(String, String, u32), u64>,
+}
+
+impl Dedup {
+    pub fn first_time(&mut self, r: &RecordRead<'_>) -> bool {
+        let key = (r.pod_uid.to_string(), r.container.to_string(), r.restart);
+        match self.next.get_mut(&key) {
+            Some(next) if r.offset < *next => false,
+            Some(next) => {
+                *next = r.offset + 1;
+                true
+            }
+            None => {
+                self.next.insert(key, r.offset + 1);
+                true
+            }
+        }
+    }
+}
+
+/// Fetch objects in order with up to FETCH_PARALLELISM in flight, handing each decompressed
+/// body to `each` in key order.
+pub async fn for_each_object<F>(store: &Store, keys: &[LogKey], mut each: F) -> Result<(), StoreError>
+where
+    F: FnMut(&LogKey, &[u8]) -> std::io::Result<()>,
+{
+    let mut bodies = stream::iter(keys.iter())
+        .map(|k| async move {
+            let data = store.get(&k.key).await?.ok_or_else(|| StoreError::transient(format!("object {} vanished while reading", k.key)))?;
+            tokio::task::spawn_blocking(move || gunzip(&data)).await.map_err(|e| StoreError::fatal(e.to_string()))?.map(|d| (k, d))
+        })
+        .buffered(FETCH_PARALLELISM);
+    while let Some(item) = bodies.next().await {
+        let (key, body) = item?;
+        if let Err(e) = each(key, &body) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(StoreError::fatal(format!("writing output: {e}")));
+        }
+    }
+    Ok(())
+}
+
+fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(data.len() * 8);
+    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).map_err(|e| StoreError::fatal(format!("corrupt log object: {e}")))?;
+    Ok(out)
+}

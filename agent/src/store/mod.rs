@@ -1,0 +1,114 @@
+//! The store stage: where objects land. One small interface, two implementations: the embedded
+//! local store (a folder, same keys as files) and S3 (or any S3-compatible server).
+
+pub mod local;
+pub mod s3;
+
+use bytes::Bytes;
+use std::fmt;
+
+/// How a store failure should be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Network trouble, 5xx, throttling, timeouts: retry with backoff.
+    Transient,
+    /// Wrong credentials, missing bucket, bad URL: retrying soon will not help.
+    Fatal,
+}
+
+#[derive(Debug)]
+pub struct StoreError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        StoreError { kind: ErrorKind::Transient, message: message.into() }
+    }
+    pub fn fatal(message: impl Into<String>) -> Self {
+        StoreError { kind: ErrorKind::Fatal, message: message.into() }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the store's prefix.
+    pub key: String,
+    pub size: u64,
+}
+
+/// What an object holds, for its Content-Type and Content-Encoding.
+#[derive(Clone, Copy, Debug)]
+pub enum Content {
+    GzipNdjson,
+    Json,
+}
+
+pub enum Store {
+    Local(local::LocalStore),
+    S3(s3::S3Store),
+}
+
+impl Store {
+    /// `s3://BUCKET/PREFIX`, `file:///ABS/PATH` or a plain path (CONTRACT §2).
+    pub async fn open(url: &str, path_style: bool) -> Result<Store, StoreError> {
+        if url.is_empty() {
+            return Err(StoreError::fatal("no store given: use --store URL or JOBARCHIVE_STORE (s3://BUCKET/PREFIX or a folder)"));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Ok(Store::S3(s3::S3Store::open(rest, path_style).await?));
+        }
+        if url.contains("://") && !url.starts_with("file://") {
+            return Err(StoreError::fatal(format!("unsupported store URL {url:?}: use s3://BUCKET/PREFIX or file:///PATH")));
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        Ok(Store::Local(local::LocalStore::open(path)?))
+    }
+
+    pub async fn put(&self, key: &str, body: Bytes, content: Content) -> Result<(), StoreError> {
+        match self {
+            Store::Local(s) => s.put(key, body).await,
+            Store::S3(s) => s.put(key, body, content).await,
+        }
+    }
+
+    /// `Ok(None)` when there is no such object.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Store::Local(s) => s.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// Every object under `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        match self {
+            Store::Local(s) => s.list(prefix).await,
+            Store::S3(s) => s.list(prefix).await,
+        }
+    }
+
+    /// Is the store there and are we allowed in? (readiness, early failure of a bad setup)
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Local(s) => s.check(),
+            Store::S3(s) => s.check().await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local(s) => s.describe(),
+            Store::S3(s) => s.describe(),
+        }
+    }
+}

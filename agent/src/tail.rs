@@ -1,0 +1,439 @@
+//! The tail stage: one `StreamTail` per container stream (pod, container, restart) owns the
+//! open file, its position and the partial-line state, and turns new bytes into records of the
+//! stream's open batch.
+//!
+//! Stream offsets count bytes across rotations: each file starts at the stream offset where the
+//! previous one ended (`base`). A rotated or deleted file is read to its end through the open
+//! descriptor before the stream moves on, so a pod deleted seconds after it finished loses
+//! nothing; a truncated file continues at a new base, so offsets never go back.
+
+use crate::batch::Batch;
+use crate::checkpoint::{FileMark, StreamCheckpoint};
+use crate::contract::StreamMeta;
+use crate::discover::{file_id, open_checked, stamp_unix, StreamFiles};
+use crate::encode::Encoder;
+use crate::parse::{Format, Parser};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Bytes read from a file in one call.
+const READ_CHUNK: usize = 256 * 1024;
+/// Slack above `max_line` for a physical line's CRI header or JSON escaping.
+const LINE_SLACK: usize = 64 * 1024;
+
+/// Shared by all streams of one tailer: one read buffer for all of them keeps memory flat
+/// however many files are open.
+pub struct TailContext {
+    pub roots: Vec<PathBuf>,
+    pub max_line: usize,
+    pub batch_max_bytes: usize,
+    pub metrics: Arc<crate::pipeline::Metrics>,
+    scratch: Vec<u8>,
+}
+
+impl TailContext {
+    pub fn new(roots: Vec<PathBuf>, max_line: usize, batch_max_bytes: usize, metrics: Arc<crate::pipeline::Metrics>) -> Self {
+        TailContext { roots, max_line, batch_max_bytes, metrics, scratch: Vec::with_capacity(READ_CHUNK * 2) }
+    }
+}
+
+/// A closed batch with the checkpoint that committing it establishes.
+#[derive(Debug)]
+pub struct Sealed {
+    pub meta: Arc<StreamMeta>,
+    pub batch: Batch,
+    pub checkpoint: StreamCheckpoint,
+    /// The stream has ended (file deleted and read to its end): nothing follows this batch.
+    pub complete: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PumpState {
+    /// The read budget ran out with more to read.
+    More,
+    /// At the end of a file that may still grow.
+    Idle,
+    /// The stream is over: its last file was deleted and read to the end.
+    Ended,
+}
+
+enum Reader {
+    Plain(File),
+    Gz(Box<flate2::read::MultiGzDecoder<File>>),
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Plain(f) => f.read(buf),
+            Reader::Gz(g) => g.read(buf),
+        }
+    }
+}
+
+/// An open file of the stream.
+struct Source {
+    reader: Reader,
+    dev: u64,
+    ino: u64,
+    /// Stream offset of the file's first byte.
+    base: u64,
+    /// File bytes consumed into complete lines (the carry is not counted).
+    pos: u64,
+    /// The runtime's `N.log` (as opposed to a rotated file that will not grow).
+    live: bool,
+}
+
+/// A file still to read, with where to start in it.
+struct Pending {
+    path: PathBuf,
+    gz: bool,
+    base: u64,
+    skip: u64,
+}
+
+pub struct StreamTail {
+    pub meta: Arc<StreamMeta>,
+    encoder: Encoder,
+    current_path: PathBuf,
+    pending: VecDeque<Pending>,
+    source: Option<Source>,
+    /// Stream offset where the next file starts (the end of the last one read).
+    next_base: u64,
+    carry: Vec<u8>,
+    /// An over-long physical line being skipped: its kept prefix and start offset.
+    cut: Option<(Vec<u8>, u64)>,
+    parser: Option<Parser>,
+    pub batch: Batch,
+    /// `(dev, ino)` of `N.log` files already read, so a rescan does not read them again.
+    read_current: Option<(u64, u64)>,
+    seen_unix: i64,
+    format: Option<Format>,
+}
+
+impl StreamTail {
+    /// A stream starting from its checkpoint (or the beginning of its oldest file).
+    pub fn new(meta: StreamMeta, files: &StreamFiles, checkpoint: Option<&StreamCheckpoint>) -> StreamTail {
+        let start = checkpoint.map(|c| c.offset).unwrap_or(0);
+        let mut tail = StreamTail {
+            encoder: Encoder::new(&meta),
+            meta: Arc::new(meta),
+            current_path: files.current.clone(),
+            pending: VecDeque::new(),
+            source: None,
+            next_base: start,
+            carry: Vec::new(),
+            cut: None,
+            parser: None,
+            batch: Batch::new(start),
+            read_current: None,
+            seen_unix: now_unix(),
+            format: None,
+        };
+        tail.plan(files, checkpoint);
+        tail
+    }
+
+    /// Decide which files to read, oldest first, and where to start: right after the
+    /// checkpointed position, found by file identity, or by the rotation that followed it.
+    fn plan(&mut self, files: &StreamFiles, cp: Option<&StreamCheckpoint>) {
+        let mut list: Vec<(PathBuf, bool, Option<(u64, u64)>, Option<i64>)> =
+            files.rotated.iter().map(|r| (r.path.clone(), r.gz, file_id(&r.path), stamp_unix(&r.stamp))).collect();
+        list.push((files.current.clone(), false, file_id(&files.current), None));
+        let Some(mark) = cp.and_then(|c| c.file.clone()) else {
+            if cp.is_some_and(|c| c.offset > 0) {
+                // Only a bare offset survived (no file identity): read everything again; the
+                // reader drops records it already has by (pod_uid, container, restart, offset).
+                tracing::warn!(stream = %self.describe(), "checkpoint has no file position; reading the stream from its start");
+                self.next_base = 0;
+                self.batch = Batch::new(0);
+            }
+            self.pending.extend(list.into_iter().map(|(path, gz, _, _)| Pending { path, gz, base: u64::MAX, skip: 0 }));
+            return;
+        };
+        let offset = cp.map(|c| c.offset).unwrap_or(0);
+        let by_id = list.iter().position(|(_, _, id, _)| *id == Some((mark.dev, mark.ino)));
+        let by_rotation = || list.iter().position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix));
+        let start = by_id.or_else(by_rotation);
+        match start {
+            Some(i) => {
+                for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(i) {
+                    let (base, skip) = if n == i { (mark.base, offset.saturating_sub(mark.base)) } else { (u64::MAX, 0) };
+                    self.pending.push_back(Pending { path, gz, base, skip });
+                }
+            }
+            None => {
+                tracing::warn!(stream = %self.describe(), offset, "checkpointed file is gone; continuing with the current file");
+                let (path, gz, _, _) = list.pop().expect("current file is always listed");
+                self.pending.push_back(Pending { path, gz, base: offset, skip: 0 });
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{}/{}/{}", self.meta.pod, self.meta.container, self.meta.restart)
+    }
+
+    /// Read what is new, up to `budget` bytes. Closed batches go to `sealed`.
+    pub fn pump(&mut self, ctx: &mut TailContext, budget: usize, sealed: &mut Vec<Sealed>) -> PumpState {
+        let mut read = 0usize;
+        loop {
+            if self.source.is_none() && !self.open_next(ctx) {
+                return self.idle_or_ended();
+            }
+            if read >= budget {
+                return PumpState::More;
+            }
+            match self.read_chunk(ctx, sealed) {
+                Ok(0) => {
+                    if !self.finish_file(ctx, sealed) {
+                        return self.idle_or_ended();
+                    }
+                }
+                Ok(n) => read += n,
+                Err(e) => {
+                    ctx.metrics.read_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(stream = %self.describe(), error = %e, "read failed; will retry");
+                    return PumpState::Idle;
+                }
+            }
+        }
+    }
+
+    /// At the end of the current file: the stream is over once the file has been deleted and
+    /// no new `N.log` replaced it.
+    fn idle_or_ended(&self) -> PumpState {
+        let deleted = match &self.source {
+            Some(src) => match &src.reader {
+                Reader::Plain(f) => f.metadata().map(|m| m.nlink() == 0).unwrap_or(true),
+                Reader::Gz(_) => false,
+            },
+            None => self.read_current.is_some() || !self.current_path.exists(),
+        };
+        if deleted && file_id(&self.current_path).is_none_or(|id| Some(id) == self.read_current) && self.pending.is_empty() {
+            PumpState::Ended
+        } else {
+            PumpState::Idle
+        }
+    }
+
+    /// Open the next planned file, or a new `N.log` that replaced the one read.
+    fn open_next(&mut self, ctx: &TailContext) -> bool {
+        if self.pending.is_empty() {
+            match file_id(&self.current_path) {
+                Some(id) if Some(id) != self.read_current => {
+                    self.pending.push_back(Pending { path: self.current_path.clone(), gz: false, base: u64::MAX, skip: 0 })
+                }
+                _ => return false,
+            }
+        }
+        while let Some(p) = self.pending.pop_front() {
+            match self.open(ctx, &p) {
+                Ok(src) => {
+                    self.source = Some(src);
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    ctx.metrics.read_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(file = %p.path.display(), error = %e, "cannot read log file; skipped");
+                }
+            }
+        }
+        false
+    }
+
+    fn open(&mut self, ctx: &TailContext, p: &Pending) -> io::Result<Source> {
+        let file = open_checked(&p.path, &ctx.roots)?;
+        let md = file.metadata()?;
+        let base = if p.base == u64::MAX { self.next_base } else { p.base };
+        let live = p.path == self.current_path;
+        if live {
+            self.read_current = Some((md.dev(), md.ino()));
+            self.seen_unix = now_unix();
+        }
+        let mut reader = if p.gz { Reader::Gz(Box::new(flate2::read::MultiGzDecoder::new(file))) } else { Reader::Plain(file) };
+        let mut skip = p.skip;
+        if let (Reader::Plain(f), true) = (&mut reader, skip > 0) {
+            use std::io::Seek;
+            let len = md.len();
+            skip = skip.min(len);
+            f.seek(io::SeekFrom::Start(skip))?;
+        } else if skip > 0 {
+            skip = io::copy(&mut (&mut reader).take(skip), &mut io::sink())?;
+        }
+        self.batch_realign(base + skip);
+        Ok(Source { reader, dev: md.dev(), ino: md.ino(), base, pos: skip, live })
+    }
+
+    /// An empty batch always starts where reading resumes.
+    fn batch_realign(&mut self, offset: u64) {
+        if self.batch.is_empty() {
+            self.batch = Batch::new(offset.max(self.batch.end_offset));
+        }
+    }
+
+    /// End of a file: a rotated file is done; the live `N.log` is done only when a new `N.log`
+    /// replaced it (rotation) — its last bytes were written before the runtime reopened.
+    fn finish_file(&mut self, ctx: &mut TailContext, sealed: &mut Vec<Sealed>) -> bool {
+        let Some(src) = &self.source else { return false };
+        if src.live {
+            if let Reader::Plain(f) = &src.reader {
+                if let Ok(md) = f.metadata() {
+                    if md.len() < src.pos {
+                        self.truncated(md.len());
+                        return true;
+                    }
+                }
+            }
+            let replaced = file_id(&self.current_path).is_some_and(|id| id != (src.dev, src.ino));
+            if !replaced && self.pending.is_empty() {
+                return false;
+            }
+        }
+        // A torn last line (no newline) of a finished file is still a line.
+        if !self.carry.is_empty() {
+            let carry = std::mem::take(&mut self.carry);
+            let src = self.source.as_mut().expect("checked above");
+            let off = src.base + src.pos;
+            src.pos += carry.len() as u64;
+            self.handle_line(ctx, &carry, off, off + carry.len() as u64, false, sealed);
+        }
+        let src = self.source.take().expect("checked above");
+        self.next_base = src.base + src.pos;
+        true
+    }
+
+    /// copytruncate-style truncation: what was read stays shipped; new bytes continue the stream.
+    fn truncated(&mut self, new_len: u64) {
+        let src = self.source.as_mut().expect("truncation of an open file");
+        tracing::warn!(stream = %format!("{}/{}", self.meta.pod, self.meta.container), was = src.pos, now = new_len, "log file truncated; continuing from its new start");
+        src.base += src.pos;
+        src.pos = 0;
+        if let Reader::Plain(f) = &mut src.reader {
+            use std::io::Seek;
+            let _ = f.seek(io::SeekFrom::Start(0));
+        }
+        self.carry.clear();
+        self.cut = None;
+        if let Some(p) = &mut self.parser {
+            p.reset();
+        }
+        let resume = src.base;
+        self.batch_realign(resume);
+    }
+
+    /// Read one chunk and turn its complete lines into records.
+    fn read_chunk(&mut self, ctx: &mut TailContext, sealed: &mut Vec<Sealed>) -> io::Result<usize> {
+        let mut buf = std::mem::take(&mut ctx.scratch);
+        buf.clear();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let have = buf.len();
+        buf.resize(have + READ_CHUNK, 0);
+        let src = self.source.as_mut().expect("read with an open file");
+        let n = match src.reader.read(&mut buf[have..]) {
+            Ok(n) => n,
+            Err(e) => {
+                buf.truncate(have);
+                self.carry.extend_from_slice(&buf);
+                ctx.scratch = buf;
+                return Err(e);
+            }
+        };
+        buf.truncate(have + n);
+        ctx.metrics.bytes_read.fetch_add(n as u64, Relaxed);
+        self.split_lines(ctx, &buf, sealed);
+        ctx.scratch = buf;
+        Ok(n)
+    }
+
+    fn split_lines(&mut self, ctx: &mut TailContext, buf: &[u8], sealed: &mut Vec<Sealed>) {
+        let max_phys = ctx.max_line + LINE_SLACK;
+        let mut start = 0;
+        while start < buf.len() {
+            let src = self.source.as_ref().expect("open file");
+            let off = src.base + src.pos;
+            let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else { break };
+            let line = &buf[start..start + nl];
+            let len = nl as u64 + 1;
+            self.source.as_mut().expect("open file").pos += len;
+            match self.cut.take() {
+                // The end of a line that was too long: ship its kept prefix, marked cut.
+                Some((prefix, cut_off)) => self.handle_line(ctx, &prefix, cut_off, off + len, true, sealed),
+                None => self.handle_line(ctx, line, off, off + len, false, sealed),
+            }
+            start += nl + 1;
+        }
+        let rest = &buf[start..];
+        match &mut self.cut {
+            Some(_) => self.source.as_mut().expect("open file").pos += rest.len() as u64,
+            None if rest.len() > max_phys => {
+                let src = self.source.as_mut().expect("open file");
+                self.cut = Some((rest[..max_phys].to_vec(), src.base + src.pos));
+                src.pos += rest.len() as u64;
+            }
+            None => self.carry.extend_from_slice(rest),
+        }
+    }
+
+    fn handle_line(&mut self, ctx: &mut TailContext, line: &[u8], off: u64, end: u64, cut: bool, sealed: &mut Vec<Sealed>) {
+        ctx.metrics.lines_read.fetch_add(1, Relaxed);
+        let parser = self.parser.get_or_insert_with(|| {
+            let f = *self.format.get_or_insert_with(|| Format::detect(line));
+            Parser::new(f, ctx.max_line)
+        });
+        match parser.push(line, off, cut) {
+            Ok(Some(rec)) => self.batch.push(&self.encoder, &rec, end),
+            Ok(None) => {}
+            Err(e) => {
+                let n = ctx.metrics.parse_errors.fetch_add(1, Relaxed);
+                // Rate-limited: the first few, then every 1000th.
+                if n < 10 || n % 1000 == 0 {
+                    tracing::warn!(stream = %self.describe(), offset = off, reason = %e, total = n + 1, "malformed log line skipped");
+                }
+            }
+        }
+        if self.parser.as_ref().is_some_and(|p| p.pending_start().is_none()) {
+            self.batch.skip_to(end);
+        }
+        if self.batch.data.len() >= ctx.batch_max_bytes {
+            sealed.push(self.seal(false));
+        }
+    }
+
+    /// Close the open batch (if it has records, or moved past skipped bytes) with its checkpoint.
+    pub fn seal(&mut self, complete: bool) -> Sealed {
+        let resume = match self.parser.as_ref().and_then(|p| p.pending_start()) {
+            Some(p) => p.min(self.batch.end_offset),
+            None => self.batch.end_offset,
+        };
+        let file = self.source.as_ref().filter(|s| resume >= s.base).map(|s| FileMark { dev: s.dev, ino: s.ino, base: s.base, seen_unix: self.seen_unix });
+        let checkpoint = StreamCheckpoint { container: self.meta.container.clone(), restart: self.meta.restart, offset: resume, file };
+        Sealed { meta: self.meta.clone(), batch: self.batch.take(), checkpoint, complete }
+    }
+
+    /// True when the open batch holds records, or skipped bytes whose checkpoint should move.
+    pub fn has_unsealed(&self) -> bool {
+        !self.batch.is_empty() || self.batch.end_offset != self.batch.first_offset
+    }
+
+    /// Release the file descriptor of an ended stream.
+    pub fn close(&mut self) {
+        self.source = None;
+        self.carry = Vec::new();
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.source.is_some()
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

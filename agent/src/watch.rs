@@ -1,0 +1,310 @@
+//! The follower: the reading side of the agent on one thread. It discovers pods and streams
+//! (inotify events plus a periodic rescan), gives each stream its metadata, pumps streams that
+//! have new bytes, and closes batches on size, age, memory pressure and stream end.
+
+use crate::checkpoint::PodState;
+use crate::config::Config;
+use crate::contract::{PodIdentity, StreamMeta};
+use crate::discover::{self, StreamFiles};
+use crate::meta::{rfc3339_nanos, AttemptBook, JobIdentity, PodDir};
+use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+type StreamKey = (String, String, u32);
+
+/// Bytes one stream may read before others get a turn.
+const PUMP_BUDGET: usize = 4 << 20;
+/// Open batches of all streams together; above it the stream just read is closed early.
+const OPEN_BATCH_BUDGET: usize = 16 << 20;
+
+pub struct Follower {
+    cfg: Config,
+    node: String,
+    ctx: TailContext,
+    streams: HashMap<StreamKey, StreamTail>,
+    pods: HashMap<String, Arc<PodIdentity>>,
+    /// Streams already finished in this run, so a rescan does not start them again.
+    ended: HashSet<StreamKey>,
+    states: HashMap<String, PodState>,
+    book: AttemptBook,
+    dirty: VecDeque<StreamKey>,
+    tx: mpsc::Sender<Sealed>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Follower {
+    pub fn new(cfg: Config, node: String, ctx: TailContext, states: HashMap<String, PodState>, tx: mpsc::Sender<Sealed>, stop: Arc<AtomicBool>) -> Follower {
+        Follower {
+            cfg,
+            node,
+            ctx,
+            streams: HashMap::new(),
+            pods: HashMap::new(),
+            ended: HashSet::new(),
+            states,
+            book: AttemptBook::default(),
+            dirty: VecDeque::new(),
+            tx,
+            stop,
+        }
+    }
+
+    /// `--drain`: everything present up to EOF, every batch closed, then return.
+    pub fn drain(mut self) {
+        self.rescan();
+        let keys: Vec<StreamKey> = self.sorted_keys();
+        for key in keys {
+            let Some(mut tail) = self.streams.remove(&key) else { continue };
+            let mut sealed = Vec::new();
+            while tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) == PumpState::More {
+                self.send_all(&mut sealed);
+            }
+            if tail.has_unsealed() {
+                sealed.push(tail.seal(false));
+            }
+            self.send_all(&mut sealed);
+            tail.close();
+        }
+    }
+
+    /// The long-running agent: until `stop` is set, then close every batch and return.
+    pub fn follow(mut self) {
+        let (ev_tx, ev_rx) = std_mpsc::channel();
+        let _watcher = self.watch(ev_tx);
+        self.rescan();
+        let rescan_every = Duration::from_secs(self.cfg.rescan_interval_secs.max(1));
+        let mut next_rescan = Instant::now() + rescan_every;
+        while !self.stop.load(Relaxed) {
+            if Instant::now() >= next_rescan {
+                self.rescan();
+                next_rescan = Instant::now() + rescan_every;
+            }
+            self.pump_dirty();
+            self.seal_old();
+            match ev_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(path) => {
+                    self.on_path(&path);
+                    while let Ok(path) = ev_rx.try_recv() {
+                        self.on_path(&path);
+                    }
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        // Shutting down: read what is there, close every batch.
+        let keys = self.sorted_keys();
+        self.dirty.extend(keys);
+        self.pump_dirty();
+        let mut sealed: Vec<Sealed> = self.streams.values_mut().filter(|t| t.has_unsealed()).map(|t| t.seal(false)).collect();
+        self.send_all(&mut sealed);
+    }
+
+    fn watch(&self, ev_tx: std_mpsc::Sender<PathBuf>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                for p in ev.paths {
+                    let _ = ev_tx.send(p);
+                }
+            }
+        };
+        let mut w = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify unavailable; relying on rescans");
+                return None;
+            }
+        };
+        if let Err(e) = w.watch(&self.cfg.log_dir, notify::RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, dir = %self.cfg.log_dir.display(), "cannot watch log dir; relying on rescans");
+        }
+        Some(w)
+    }
+
+    /// An event under the log dir: mark its stream dirty, or discover its pod.
+    fn on_path(&mut self, path: &Path) {
+        let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else { return };
+        let mut parts = rel.iter().filter_map(|p| p.to_str());
+        let Some(pod_folder) = parts.next() else { return };
+        let Some(pod) = PodDir::parse(pod_folder) else { return };
+        let container = parts.next();
+        let known: Vec<StreamKey> = self.streams.keys().filter(|k| k.0 == pod.uid && container.is_none_or(|c| c == k.1)).cloned().collect();
+        let file_is_new = parts.next().and_then(discover::LogName::parse).is_some_and(|n| match n {
+            discover::LogName::Current(r) => container.is_some_and(|c| !self.streams.contains_key(&(pod.uid.clone(), c.to_string(), r))),
+            _ => false,
+        });
+        if known.is_empty() || file_is_new {
+            self.discover_pod(&pod, &self.cfg.log_dir.join(pod_folder));
+        } else {
+            self.dirty.extend(known);
+        }
+    }
+
+    fn rescan(&mut self) {
+        let (pods, _skipped) = discover::pod_folders(&self.cfg.log_dir);
+        let mut found = Vec::new();
+        for (pod, path) in &pods {
+            if self.namespace_allowed(&pod.namespace) {
+                found.extend(discover::pod_streams(pod, path));
+            }
+        }
+        self.enter_attempts(&found);
+        for files in found {
+            self.add_stream(files);
+        }
+        let all = self.sorted_keys();
+        self.dirty.extend(all);
+    }
+
+    fn discover_pod(&mut self, pod: &PodDir, path: &Path) {
+        if !self.namespace_allowed(&pod.namespace) {
+            return;
+        }
+        let found = discover::pod_streams(pod, path);
+        self.enter_attempts(&found);
+        for files in found {
+            self.add_stream(files);
+        }
+    }
+
+    fn namespace_allowed(&self, ns: &str) -> bool {
+        (self.cfg.namespaces_include.is_empty() || self.cfg.namespaces_include.iter().any(|n| n == ns)) && !self.cfg.namespaces_exclude.iter().any(|n| n == ns)
+    }
+
+    /// Path-only attempts need every pod's first log line before any number is handed out.
+    fn enter_attempts(&mut self, found: &[StreamFiles]) {
+        for files in found {
+            if self.pods.contains_key(&files.pod.uid) || self.states.contains_key(&files.pod.uid) {
+                continue;
+            }
+            if let Some(nanos) = first_line_nanos(files, &self.ctx.roots) {
+                self.book.enter(&files.pod.namespace, &JobIdentity::from_path(&files.pod), &files.pod.uid, nanos);
+            }
+        }
+    }
+
+    fn add_stream(&mut self, files: StreamFiles) {
+        let key = (files.pod.uid.clone(), files.container.clone(), files.restart);
+        if self.streams.contains_key(&key) || self.ended.contains(&key) {
+            return;
+        }
+        let Some(identity) = self.identity(&files) else { return };
+        let checkpoint = self.states.get(&files.pod.uid).and_then(|s| s.stream(&files.container, files.restart)).cloned();
+        let meta: StreamMeta = identity.stream(&files.container, files.restart);
+        let tail = StreamTail::new(meta, &files, checkpoint.as_ref());
+        self.streams.insert(key.clone(), tail);
+        self.dirty.push_back(key);
+    }
+
+    /// Pinned metadata of a pod (from its state file, or fixed when first seen). A pod with no
+    /// log line yet has no attempt number yet: it waits for its first line.
+    fn identity(&mut self, files: &StreamFiles) -> Option<Arc<PodIdentity>> {
+        if let Some(id) = self.pods.get(&files.pod.uid) {
+            return Some(id.clone());
+        }
+        let id = match self.states.get(&files.pod.uid) {
+            Some(state) => state.identity().clone(),
+            None => {
+                let job = JobIdentity::from_path(&files.pod);
+                first_line_nanos(files, &self.ctx.roots)?;
+                let attempt = job.attempt.unwrap_or_else(|| self.book.attempt(&files.pod.namespace, &job, &files.pod.uid));
+                PodIdentity {
+                    cluster: self.cfg.cluster.clone(),
+                    node: self.node.clone(),
+                    namespace: files.pod.namespace.clone(),
+                    pod: files.pod.pod.clone(),
+                    pod_uid: files.pod.uid.clone(),
+                    job: job.job,
+                    job_uid: job.job_uid,
+                    cronjob: job.cronjob,
+                    attempt,
+                    completion_index: job.completion_index,
+                }
+            }
+        };
+        let id = Arc::new(id);
+        self.pods.insert(files.pod.uid.clone(), id.clone());
+        Some(id)
+    }
+
+    fn pump_dirty(&mut self) {
+        let mut sealed = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(key) = self.dirty.pop_front() {
+            if self.stop.load(Relaxed) && !seen.is_empty() && seen.contains(&key) {
+                break;
+            }
+            seen.insert(key.clone());
+            let Some(tail) = self.streams.get_mut(&key) else { continue };
+            match tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) {
+                PumpState::More => self.dirty.push_back(key.clone()),
+                PumpState::Idle => {}
+                PumpState::Ended => {
+                    sealed.push(tail.seal(true));
+                    tail.close();
+                    self.streams.remove(&key);
+                    self.ended.insert(key.clone());
+                }
+            }
+            if self.open_batch_bytes() > OPEN_BATCH_BUDGET {
+                if let Some(tail) = self.streams.get_mut(&key).filter(|t| t.has_unsealed()) {
+                    sealed.push(tail.seal(false));
+                }
+            }
+            self.send_all(&mut sealed);
+        }
+    }
+
+    fn open_batch_bytes(&self) -> usize {
+        self.streams.values().map(|t| t.batch.data.len()).sum()
+    }
+
+    fn seal_old(&mut self) {
+        let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
+        let mut sealed: Vec<Sealed> = self.streams.values_mut().filter(|t| t.has_unsealed() && t.batch.opened.elapsed() >= max_age).map(|t| t.seal(false)).collect();
+        self.send_all(&mut sealed);
+    }
+
+    /// Blocks while the shipper is saturated: back-pressure reaches the reading here.
+    fn send_all(&mut self, sealed: &mut Vec<Sealed>) {
+        for s in sealed.drain(..) {
+            if self.tx.blocking_send(s).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn sorted_keys(&self) -> Vec<StreamKey> {
+        let mut keys: Vec<StreamKey> = self.streams.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// Time of a stream's first log line: the first line of its oldest file.
+fn first_line_nanos(files: &StreamFiles, roots: &[PathBuf]) -> Option<i128> {
+    use std::io::Read;
+    let (path, gz) = match files.rotated.first() {
+        Some(r) => (r.path.clone(), r.gz),
+        None => (files.current.clone(), false),
+    };
+    let file = discover::open_checked(&path, roots).ok()?;
+    let mut head = Vec::with_capacity(4096);
+    let reader: Box<dyn Read> = if gz { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    reader.take(4096).read_to_end(&mut head).ok()?;
+    let line = head.split(|&b| b == b'\n').next()?;
+    let ts = if line.first() == Some(&b'{') {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        v.get("time")?.as_str()?.to_string()
+    } else {
+        std::str::from_utf8(line.split(|&b| b == b' ').next()?).ok()?.to_string()
+    };
+    rfc3339_nanos(&ts)
+}
