@@ -288,6 +288,11 @@ class Store:
 # Drain benchmark
 # ---------------------------------------------------------------------------------------------
 
+def ndjson_records(gz: bytes) -> int:
+    data = gzip.decompress(gz)
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
 def tail(path: str, n: int = 2000) -> str:
     try:
         with open(path, "rb") as f:
@@ -347,6 +352,13 @@ def drain_run(binary: str, label: str, corpus: str, args: argparse.Namespace,
         r["compression"] = stats["bytes"] / r["output_bytes"] if r["output_bytes"] else 0.0
         if not logs:
             print(f"warning: {label} wrote no object under logs/ in {store.url}", file=sys.stderr)
+        if args.count_output:
+            # after the measurement, so it costs time but does not change the figures
+            shipped = sum(ndjson_records(store.read(k)) for k, _ in logs)
+            r["records_shipped"] = shipped
+            if shipped != stats["records"]:
+                print(f"warning: {label} shipped {shipped} records, the corpus has"
+                      f" {stats['records']}", file=sys.stderr)
         return r
     finally:
         if not args.keep:
@@ -362,9 +374,11 @@ def drain_run(binary: str, label: str, corpus: str, args: argparse.Namespace,
 
 def print_run(i: int, r: dict, tagged: bool) -> None:
     tag = f" [{r['label']}]" if tagged else ""
+    shipped = f", {r['records_shipped']} records" if "records_shipped" in r else ""
     print(f"run {i}{tag}: cpu {r['cpu_s']:.2f} s (user {r['user_s']:.2f} + sys {r['sys_s']:.2f}),"
           f" wall {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mib']:.1f} MiB,"
-          f" output {r['output_bytes']} bytes in {r['output_objects']} objects", flush=True)
+          f" output {r['output_bytes']} bytes in {r['output_objects']} objects{shipped}",
+          flush=True)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -480,7 +494,7 @@ def shipped_records(store: Store, seen: dict) -> int:
     for key, size in store.objects("logs"):
         if seen.get(key, (None,))[0] != size:
             try:
-                lines = gzip.decompress(store.read(key)).count(b"\n")
+                lines = ndjson_records(store.read(key))
             except (OSError, EOFError, BenchError):
                 continue  # being replaced right now: count it on the next pass
             seen[key] = (size, lines)
@@ -578,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep state, store and agent output")
     p.add_argument("--no-warm", action="store_true",
                    help="do not read the corpus once before the runs (cold page cache)")
+    p.add_argument("--count-output", action="store_true",
+                   help="after each run, count the records in the logs/ objects and warn when "
+                        "they differ from the corpus's")
     p.add_argument("--json-out", help="also write every figure to this JSON file")
     p.add_argument("--idle-files", type=int, default=0,
                    help="idle mode: an agent without --drain watching this many quiet files")

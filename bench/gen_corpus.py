@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Kubernetes' rand.String alphabet: no vowels (no accidental words) and no 0/1/3 (look-alikes).
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -467,6 +467,17 @@ def write_file(out_dir: str, spec: FileSpec, opts: Options) -> dict:
     lines = records = chunks = long_lines = long_bytes = 0
     gmtime, strftime = time.gmtime, time.strftime
 
+    def advance() -> str:
+        # the next timestamp inside a long line: chunks arrive microseconds apart
+        nonlocal t, cur_s, clock
+        t += int(rand() * 50_000) + 1
+        s, ns = divmod(t, 1_000_000_000)
+        if s != cur_s:
+            cur_s = s
+            clock = strftime("%Y-%m-%dT%H:%M:%S", gmtime(s))
+        frac = f"{ns:09d}".rstrip("0")
+        return f"{clock}.{frac}Z" if frac else f"{clock}Z"
+
     with open(path, "wb") as f:
         while True:
             t += int(rand() * step_ns) + 1
@@ -488,11 +499,13 @@ def write_file(out_dir: str, spec: FileSpec, opts: Options) -> dict:
                     n -= 1  # an exact multiple would need an empty F chunk
                 n_chunks = -(-n // CRI_CHUNK)
                 # reserve room for the chunk headers and one interleaved line of the other stream
-                if n + n_chunks * (head_len + 1) + head_len + max_line + 8 < remaining:
+                if n + n_chunks * (head_len + 1) + head_len + max_line + 64 < remaining:
                     body = gen.long_message(clock, ms, n)
                     interleave_at = rng.randrange(n_chunks - 1) if rand() < 0.25 else -1
                     for i in range(n_chunks):
                         last = i == n_chunks - 1
+                        if i:
+                            ts = advance()
                         line = b"%s %s %s %s\n" % (ts.encode(), stream.encode(),
                                                    b"F" if last else b"P",
                                                    body[i * CRI_CHUNK:(i + 1) * CRI_CHUNK])
@@ -505,21 +518,14 @@ def write_file(out_dir: str, spec: FileSpec, opts: Options) -> dict:
                             # containerd writes stdout and stderr into one file as they come:
                             # a line of the other stream may land between P chunks.
                             other = "stdout" if err else "stderr"
+                            il_ts = advance()
                             m = gen.message(not err, clock, ms, min_line + int(rand() * span))
-                            il = f"{ts} {other} F {m}\n".encode()
+                            il = f"{il_ts} {other} F {m}\n".encode()
                             buf.append(il)
                             buf_len += len(il)
                             remaining -= len(il)
                             lines += 1
                             records += 1
-                        if not last:
-                            t += int(rand() * 50_000) + 1
-                            s, ns = divmod(t, 1_000_000_000)
-                            if s != cur_s:
-                                cur_s = s
-                                clock = strftime("%Y-%m-%dT%H:%M:%S", gmtime(s))
-                            frac = f"{ns:09d}".rstrip("0")
-                            ts = f"{clock}.{frac}Z" if frac else f"{clock}Z"
                     chunks += n_chunks - 1
                     records += 1
                     long_lines += 1

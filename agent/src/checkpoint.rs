@@ -40,7 +40,11 @@ pub struct FileMark {
 impl PodState {
     pub fn new(identity: PodIdentity) -> PodState {
         PodState {
-            manifest: Manifest { pod: identity, updated: String::new(), containers: Vec::new() },
+            manifest: Manifest {
+                pod: identity,
+                updated: String::new(),
+                containers: Vec::new(),
+            },
             first_line_nanos: None,
             streams: Vec::new(),
         }
@@ -51,11 +55,17 @@ impl PodState {
     }
 
     pub fn stream(&self, container: &str, restart: u32) -> Option<&StreamCheckpoint> {
-        self.streams.iter().find(|s| s.container == container && s.restart == restart)
+        self.streams
+            .iter()
+            .find(|s| s.container == container && s.restart == restart)
     }
 
     pub fn set_stream(&mut self, cp: StreamCheckpoint) {
-        match self.streams.iter_mut().find(|s| s.container == cp.container && s.restart == cp.restart) {
+        match self
+            .streams
+            .iter_mut()
+            .find(|s| s.container == cp.container && s.restart == cp.restart)
+        {
             Some(s) => *s = cp,
             None => self.streams.push(cp),
         }
@@ -71,7 +81,8 @@ pub struct StateDir {
 impl StateDir {
     pub fn open(state_dir: &Path) -> Result<StateDir, String> {
         let pods = state_dir.join("pods");
-        std::fs::create_dir_all(&pods).map_err(|e| format!("cannot create state dir {}: {e}", pods.display()))?;
+        std::fs::create_dir_all(&pods)
+            .map_err(|e| format!("cannot create state dir {}: {e}", pods.display()))?;
         Ok(StateDir { pods })
     }
 
@@ -89,13 +100,18 @@ impl StateDir {
     /// deterministic keys make the re-shipped batches overwrite what is already there.
     pub fn load_all(&self) -> HashMap<String, PodState> {
         let mut out = HashMap::new();
-        let Ok(entries) = std::fs::read_dir(&self.pods) else { return out };
+        let Ok(entries) = std::fs::read_dir(&self.pods) else {
+            return out;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|d| serde_json::from_slice::<PodState>(&d).map_err(|e| e.to_string())) {
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|d| serde_json::from_slice::<PodState>(&d).map_err(|e| e.to_string()))
+            {
                 Ok(state) => {
                     out.insert(state.identity().pod_uid.clone(), state);
                 }

@@ -49,11 +49,17 @@ impl Shipper {
         give_up: bool,
         metrics: Arc<Metrics>,
     ) -> Shipper {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Shipper {
             store,
             state,
-            pods: std::sync::Mutex::new(pods.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))).collect()),
+            pods: std::sync::Mutex::new(
+                pods.into_iter()
+                    .map(|(k, v)| (k, Arc::new(Mutex::new(v))))
+                    .collect(),
+            ),
             level,
             concurrency,
             max_retries,
@@ -89,7 +95,12 @@ impl Shipper {
         }
     }
 
-    fn start_ready(self: &Arc<Self>, queues: &mut HashMap<StreamId, VecDeque<Sealed>>, busy: &mut HashSet<StreamId>, tasks: &mut JoinSet<(StreamId, Result<(), StoreError>)>) {
+    fn start_ready(
+        self: &Arc<Self>,
+        queues: &mut HashMap<StreamId, VecDeque<Sealed>>,
+        busy: &mut HashSet<StreamId>,
+        tasks: &mut JoinSet<(StreamId, Result<(), StoreError>)>,
+    ) {
         for (id, q) in queues.iter_mut() {
             if tasks.len() >= self.concurrency {
                 break;
@@ -108,12 +119,20 @@ impl Shipper {
     }
 
     async fn ship(self: Arc<Self>, mut s: Sealed) -> Result<(), StoreError> {
-        let entry = if s.batch.records > 0 { Some(self.upload(&mut s).await?) } else { None };
+        let entry = if s.batch.records > 0 {
+            Some(self.upload(&mut s).await?)
+        } else {
+            None
+        };
         self.commit(s, entry).await
     }
 
     async fn upload(&self, s: &mut Sealed) -> Result<ObjectEntry, StoreError> {
-        let permit = self.compressing.acquire().await.map_err(|e| StoreError::fatal(e.to_string()))?;
+        let permit = self
+            .compressing
+            .acquire()
+            .await
+            .map_err(|e| StoreError::fatal(e.to_string()))?;
         let data = std::mem::take(&mut s.batch.data);
         let level = self.level;
         let (gz, sha) = tokio::task::spawn_blocking(move || {
@@ -128,7 +147,9 @@ impl Shipper {
         let bytes = gz.len() as u64;
         self.put_with_retry(&key, gz, Content::GzipNdjson).await?;
         self.metrics.objects_shipped.fetch_add(1, Relaxed);
-        self.metrics.records_shipped.fetch_add(s.batch.records, Relaxed);
+        self.metrics
+            .records_shipped
+            .fetch_add(s.batch.records, Relaxed);
         self.metrics.bytes_shipped.fetch_add(bytes, Relaxed);
         Ok(ObjectEntry {
             key,
@@ -146,7 +167,9 @@ impl Shipper {
     async fn commit(&self, s: Sealed, entry: Option<ObjectEntry>) -> Result<(), StoreError> {
         let pod = self.pod_state(&s.meta);
         let mut state = pod.lock().await;
-        let c = state.manifest.container_mut(&s.meta.container, s.meta.restart);
+        let c = state
+            .manifest
+            .container_mut(&s.meta.container, s.meta.restart);
         if let Some(entry) = entry {
             c.add_object(entry);
         }
@@ -154,8 +177,10 @@ impl Shipper {
         c.end_offset = c.end_offset.max(s.checkpoint.offset);
         state.manifest.updated = now_rfc3339();
         state.set_stream(s.checkpoint);
-        let manifest = Bytes::from(serde_json::to_vec(&state.manifest).expect("manifest serializes"));
-        self.put_with_retry(&state.manifest.pod.manifest_key(), manifest, Content::Json).await?;
+        let manifest =
+            Bytes::from(serde_json::to_vec(&state.manifest).expect("manifest serializes"));
+        self.put_with_retry(&state.manifest.pod.manifest_key(), manifest, Content::Json)
+            .await?;
         let snapshot = state.clone();
         drop(state);
         self.save_state(snapshot).await;
@@ -179,19 +204,30 @@ impl Shipper {
 
     fn pod_state(&self, meta: &StreamMeta) -> Arc<Mutex<PodState>> {
         let mut pods = self.pods.lock().expect("pods lock");
-        pods.entry(meta.pod_uid.clone()).or_insert_with(|| Arc::new(Mutex::new(PodState::new(identity_of(meta))))).clone()
+        pods.entry(meta.pod_uid.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(PodState::new(identity_of(meta)))))
+            .clone()
     }
 
     /// Retries transient errors with exponential backoff and jitter; reports each change of
     /// state once, not every attempt.
-    async fn put_with_retry(&self, key: &str, body: Bytes, content: Content) -> Result<(), StoreError> {
+    async fn put_with_retry(
+        &self,
+        key: &str,
+        body: Bytes,
+        content: Content,
+    ) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(250);
         let mut failures = 0u32;
         loop {
             match self.store.put(key, body.clone(), content).await {
                 Ok(()) => {
                     if failures > 0 {
-                        tracing::info!(key, attempts = failures + 1, "store reachable again; upload succeeded");
+                        tracing::info!(
+                            key,
+                            attempts = failures + 1,
+                            "store reachable again; upload succeeded"
+                        );
                     }
                     return Ok(());
                 }
@@ -204,7 +240,11 @@ impl Shipper {
                     if failures == 1 {
                         tracing::error!(error = %e, "upload failed; retrying with backoff (reading pauses when the queue is full)");
                     }
-                    let max = if e.kind == ErrorKind::Fatal { Duration::from_secs(60) } else { Duration::from_secs(30) };
+                    let max = if e.kind == ErrorKind::Fatal {
+                        Duration::from_secs(60)
+                    } else {
+                        Duration::from_secs(30)
+                    };
                     tokio::time::sleep(delay + jitter(delay)).await;
                     delay = (delay * 2).min(max);
                 }
@@ -229,10 +269,15 @@ fn identity_of(m: &StreamMeta) -> PodIdentity {
 }
 
 fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
     d.mul_f64((nanos % 1000) as f64 / 2000.0)
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -6,7 +6,10 @@ use std::io::Write;
 
 pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     // Log text compresses 5-15x; start at 1/4 to avoid most regrowth without over-reserving.
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), Compression::new(level));
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        Compression::new(level),
+    );
     enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
@@ -20,7 +23,9 @@ mod tests {
         let gz = super::gzip(&text, 6);
         assert!(gz.len() < text.len() / 10);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, text);
     }
 }

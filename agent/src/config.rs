@@ -95,26 +95,41 @@ impl Default for Config {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: String::new(), path_style: false, upload_concurrency: 8, max_retries: 5, spool_max_bytes: 512 << 20 }
+        StoreConfig {
+            url: String::new(),
+            path_style: false,
+            upload_concurrency: 8,
+            max_retries: 5,
+            spool_max_bytes: 512 << 20,
+        }
     }
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_bytes: 4 << 20, max_age_secs: 5, compression_level: 6 }
+        BatchConfig {
+            max_bytes: 4 << 20,
+            max_age_secs: 5,
+            compression_level: 6,
+        }
     }
 }
 
 impl Default for FootprintConfig {
     fn default() -> Self {
-        FootprintConfig { sample_interval_secs: 5, write_interval_secs: 60, headroom_percent: 20 }
+        FootprintConfig {
+            sample_interval_secs: 5,
+            write_interval_secs: 60,
+            headroom_percent: 20,
+        }
     }
 }
 
 impl Config {
     /// Read a TOML file; a missing or invalid file is a one-line error naming the file.
     pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         Self::from_toml(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
     }
 
@@ -127,7 +142,10 @@ impl Config {
     /// Values no run can work with, caught before anything starts.
     pub fn validate(&self) -> Result<(), String> {
         if !crate::contract::is_safe_segment(&self.cluster) {
-            return Err(format!("cluster {:?} is not a valid name (letters, digits, '-', '.', '_')", self.cluster));
+            return Err(format!(
+                "cluster {:?} is not a valid name (letters, digits, '-', '.', '_')",
+                self.cluster
+            ));
         }
         if self.batch.max_bytes < 1024 {
             return Err("batch.max_bytes must be at least 1024".into());
@@ -154,7 +172,10 @@ mod tests {
         let text = include_str!("../../config/jobarchive.toml");
         let from_file = Config::from_toml(text).unwrap();
         let defaults = Config::default();
-        assert_eq!(toml::to_string(&from_file).unwrap(), toml::to_string(&defaults).unwrap());
+        assert_eq!(
+            toml::to_string(&from_file).unwrap(),
+            toml::to_string(&defaults).unwrap()
+        );
     }
 
     #[test]

@@ -34,7 +34,13 @@ impl StreamMeta {
     pub fn log_dir_key(&self) -> String {
         format!(
             "logs/{}/pod={}/container={}/restart={}/",
-            attempt_partition(&self.cluster, &self.namespace, &self.job, self.uid_part(), self.attempt),
+            attempt_partition(
+                &self.cluster,
+                &self.namespace,
+                &self.job,
+                self.uid_part(),
+                self.attempt
+            ),
             self.pod,
             self.container,
             self.restart
@@ -57,7 +63,13 @@ impl StreamMeta {
     fn attempt_doc_key(&self, tree: &str) -> String {
         format!(
             "{tree}/{}/pod={}.json",
-            attempt_partition(&self.cluster, &self.namespace, &self.job, self.uid_part(), self.attempt),
+            attempt_partition(
+                &self.cluster,
+                &self.namespace,
+                &self.job,
+                self.uid_part(),
+                self.attempt
+            ),
             self.pod
         )
     }
@@ -133,7 +145,8 @@ pub fn is_safe_segment(s: &str) -> bool {
         && s.len() <= 253
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 /// One log record as read back from the store (CONTRACT §4). Borrowed where the JSON allows.
@@ -232,7 +245,11 @@ pub struct ObjectEntry {
 
 impl Manifest {
     pub fn container_mut(&mut self, container: &str, restart: u32) -> &mut ContainerManifest {
-        let i = match self.containers.iter().position(|c| c.container == container && c.restart == restart) {
+        let i = match self
+            .containers
+            .iter()
+            .position(|c| c.container == container && c.restart == restart)
+        {
             Some(i) => i,
             None => {
                 self.containers.push(ContainerManifest {
@@ -242,8 +259,12 @@ impl Manifest {
                     end_offset: 0,
                     objects: Vec::new(),
                 });
-                self.containers.sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
-                self.containers.iter().position(|c| c.container == container && c.restart == restart).unwrap_or(0)
+                self.containers
+                    .sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
+                self.containers
+                    .iter()
+                    .position(|c| c.container == container && c.restart == restart)
+                    .unwrap_or(0)
             }
         };
         &mut self.containers[i]
@@ -254,10 +275,14 @@ impl ContainerManifest {
     /// Record a landed object. A re-shipped batch has the same key and replaces its entry, and
     /// any entry it now covers (a shorter batch shipped before a crash) goes with it.
     pub fn add_object(&mut self, entry: ObjectEntry) {
-        self.objects
-            .retain(|o| o.key != entry.key && !(o.first_offset >= entry.first_offset && o.first_offset < entry.end_offset));
+        self.objects.retain(|o| {
+            o.key != entry.key
+                && !(o.first_offset >= entry.first_offset && o.first_offset < entry.end_offset)
+        });
         let end = entry.end_offset;
-        let at = self.objects.partition_point(|o| o.first_offset < entry.first_offset);
+        let at = self
+            .objects
+            .partition_point(|o| o.first_offset < entry.first_offset);
         self.objects.insert(at, entry);
         self.end_offset = self.end_offset.max(end);
     }
@@ -296,7 +321,10 @@ mod tests {
             "manifests/cluster=c1/namespace=default/job=exit-nonzero/job_uid=unknown/attempt=3/pod=exit-nonzero-szsld.json"
         );
         let k = LogKey::parse(&m.log_key(42)).unwrap();
-        assert_eq!((k.attempt, k.container.as_str(), k.restart, k.offset), (3, "main", 2, 42));
+        assert_eq!(
+            (k.attempt, k.container.as_str(), k.restart, k.offset),
+            (3, "main", 2, 42)
+        );
     }
 
     #[test]
@@ -323,13 +351,25 @@ mod tests {
 
     #[test]
     fn reshipped_batches_replace_their_entries() {
-        let mut c = ContainerManifest { container: "c".into(), restart: 0, complete: false, end_offset: 0, objects: vec![] };
+        let mut c = ContainerManifest {
+            container: "c".into(),
+            restart: 0,
+            complete: false,
+            end_offset: 0,
+            objects: vec![],
+        };
         c.add_object(entry(0, 10));
         c.add_object(entry(10, 20));
         c.add_object(entry(20, 25));
         // After a crash the batch at 20 is re-read with more lines and replaces the shorter one.
         c.add_object(entry(20, 40));
-        assert_eq!(c.objects.iter().map(|o| (o.first_offset, o.end_offset)).collect::<Vec<_>>(), vec![(0, 10), (10, 20), (20, 40)]);
+        assert_eq!(
+            c.objects
+                .iter()
+                .map(|o| (o.first_offset, o.end_offset))
+                .collect::<Vec<_>>(),
+            vec![(0, 10), (10, 20), (20, 40)]
+        );
         assert_eq!(c.end_offset, 40);
     }
 }

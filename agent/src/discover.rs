@@ -34,13 +34,20 @@ pub struct RotatedFile {
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogName {
     Current(u32),
-    Rotated { restart: u32, stamp: String, gz: bool },
+    Rotated {
+        restart: u32,
+        stamp: String,
+        gz: bool,
+    },
 }
 
 impl LogName {
     pub fn parse(name: &str) -> Option<LogName> {
         let (restart, rest) = name.split_once(".log")?;
-        let restart: u32 = restart.parse().ok().filter(|_| restart.bytes().all(|b| b.is_ascii_digit()))?;
+        let restart: u32 = restart
+            .parse()
+            .ok()
+            .filter(|_| restart.bytes().all(|b| b.is_ascii_digit()))?;
         if rest.is_empty() {
             return Some(LogName::Current(restart));
         }
@@ -49,22 +56,35 @@ impl LogName {
             Some(s) => (s, true),
             None => (rest, false),
         };
-        let valid = stamp.len() == 15 && stamp.as_bytes()[8] == b'-' && stamp.bytes().enumerate().all(|(i, b)| i == 8 || b.is_ascii_digit());
-        valid.then(|| LogName::Rotated { restart, stamp: stamp.to_string(), gz })
+        let valid = stamp.len() == 15
+            && stamp.as_bytes()[8] == b'-'
+            && stamp
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 8 || b.is_ascii_digit());
+        valid.then(|| LogName::Rotated {
+            restart,
+            stamp: stamp.to_string(),
+            gz,
+        })
     }
 }
 
 /// Unix seconds of a rotation stamp (the kubelet writes it in the node's time zone; nodes run UTC).
 pub fn stamp_unix(stamp: &str) -> Option<i64> {
     let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
-    time::PrimitiveDateTime::parse(stamp, &fmt).ok().map(|t| t.assume_utc().unix_timestamp())
+    time::PrimitiveDateTime::parse(stamp, &fmt)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
 }
 
 /// Every pod folder of the log dir, with the folder names that do not parse counted apart.
 pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
     let mut pods = Vec::new();
     let mut skipped = 0;
-    let Ok(entries) = std::fs::read_dir(log_dir) else { return (pods, 0) };
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return (pods, 0);
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         match (name.to_str().and_then(PodDir::parse), entry.file_type()) {
@@ -79,19 +99,32 @@ pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
 /// The streams of one pod folder. Containers are folders; anything else is ignored.
 pub fn pod_streams(pod: &PodDir, pod_path: &Path) -> Vec<StreamFiles> {
     let mut out: Vec<StreamFiles> = Vec::new();
-    let Ok(containers) = std::fs::read_dir(pod_path) else { return out };
+    let Ok(containers) = std::fs::read_dir(pod_path) else {
+        return out;
+    };
     for c in containers.flatten() {
-        let Some(container) = c.file_name().to_str().map(str::to_string) else { continue };
-        if !crate::contract::is_safe_segment(&container) || !c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+        let Some(container) = c.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !crate::contract::is_safe_segment(&container)
+            || !c.file_type().map(|t| t.is_dir()).unwrap_or(false)
+        {
             continue;
         }
-        let Ok(files) = std::fs::read_dir(c.path()) else { continue };
+        let Ok(files) = std::fs::read_dir(c.path()) else {
+            continue;
+        };
         for f in files.flatten() {
-            let Some(name) = f.file_name().to_str().and_then(LogName::parse) else { continue };
+            let Some(name) = f.file_name().to_str().and_then(LogName::parse) else {
+                continue;
+            };
             let restart = match &name {
                 LogName::Current(r) | LogName::Rotated { restart: r, .. } => *r,
             };
-            let idx = match out.iter().position(|s| s.container == container && s.restart == restart) {
+            let idx = match out
+                .iter()
+                .position(|s| s.container == container && s.restart == restart)
+            {
                 Some(i) => i,
                 None => {
                     out.push(StreamFiles {
@@ -106,13 +139,18 @@ pub fn pod_streams(pod: &PodDir, pod_path: &Path) -> Vec<StreamFiles> {
                 }
             };
             if let LogName::Rotated { stamp, gz, .. } = name {
-                out[idx].rotated.push(RotatedFile { path: f.path(), stamp, gz });
+                out[idx].rotated.push(RotatedFile {
+                    path: f.path(),
+                    stamp,
+                    gz,
+                });
             }
         }
     }
     for s in &mut out {
         // A stamp can exist twice while the kubelet compresses (plain and .gz): keep the plain one.
-        s.rotated.sort_by(|a, b| (&a.stamp, a.gz).cmp(&(&b.stamp, b.gz)));
+        s.rotated
+            .sort_by(|a, b| (&a.stamp, a.gz).cmp(&(&b.stamp, b.gz)));
         s.rotated.dedup_by(|b, a| a.stamp == b.stamp);
     }
     out.sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
@@ -121,7 +159,10 @@ pub fn pod_streams(pod: &PodDir, pod_path: &Path) -> Vec<StreamFiles> {
 
 /// The allowed roots, resolved once (a root that does not exist on this node is dropped).
 pub fn resolve_roots(roots: &[PathBuf]) -> Vec<PathBuf> {
-    roots.iter().filter_map(|r| std::fs::canonicalize(r).ok()).collect()
+    roots
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect()
 }
 
 /// Open a log file, then check what was really opened (via /proc/self/fd, so no symlink swap
@@ -132,11 +173,18 @@ pub fn open_checked(path: &Path, roots: &[PathBuf]) -> std::io::Result<File> {
     if !roots.iter().any(|r| real.starts_with(r)) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
-            format!("{} resolves to {}, outside the allowed roots", path.display(), real.display()),
+            format!(
+                "{} resolves to {}, outside the allowed roots",
+                path.display(),
+                real.display()
+            ),
         ));
     }
     if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other(format!("{} is not a regular file", path.display())));
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
     }
     Ok(file)
 }
@@ -158,9 +206,30 @@ mod tests {
     #[test]
     fn log_names() {
         assert_eq!(LogName::parse("0.log"), Some(LogName::Current(0)));
-        assert_eq!(LogName::parse("12.log.20261127-152300"), Some(LogName::Rotated { restart: 12, stamp: "20261127-152300".into(), gz: false }));
-        assert_eq!(LogName::parse("1.log.20261127-152300.gz"), Some(LogName::Rotated { restart: 1, stamp: "20261127-152300".into(), gz: true }));
-        for bad in ["x.log", "0.log.tmp", "0.log.20261127-152300.tmp", "-1.log", "0.txt", "0.logx"] {
+        assert_eq!(
+            LogName::parse("12.log.20261127-152300"),
+            Some(LogName::Rotated {
+                restart: 12,
+                stamp: "20261127-152300".into(),
+                gz: false
+            })
+        );
+        assert_eq!(
+            LogName::parse("1.log.20261127-152300.gz"),
+            Some(LogName::Rotated {
+                restart: 1,
+                stamp: "20261127-152300".into(),
+                gz: true
+            })
+        );
+        for bad in [
+            "x.log",
+            "0.log.tmp",
+            "0.log.20261127-152300.tmp",
+            "-1.log",
+            "0.txt",
+            "0.logx",
+        ] {
             assert_eq!(LogName::parse(bad), None, "{bad}");
         }
         assert_eq!(stamp_unix("19700101-000100"), Some(60));
@@ -181,13 +250,19 @@ mod tests {
         let (pods, skipped) = pod_folders(&logs);
         assert_eq!((pods.len(), skipped), (1, 1));
         let streams = pod_streams(&pods[0].0, &pods[0].1);
-        assert_eq!(streams.iter().map(|s| (s.restart, s.rotated.len())).collect::<Vec<_>>(), [(0, 2), (1, 0)]);
+        assert_eq!(
+            streams
+                .iter()
+                .map(|s| (s.restart, s.rotated.len()))
+                .collect::<Vec<_>>(),
+            [(0, 2), (1, 0)]
+        );
         assert_eq!(streams[0].rotated[0].stamp, "20261127-140000");
 
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "token").unwrap();
         std::os::unix::fs::symlink(&secret, pod.join("main/2.log")).unwrap();
-        let roots = resolve_roots(&[logs.clone()]);
+        let roots = resolve_roots(std::slice::from_ref(&logs));
         assert!(open_checked(&pod.join("main/0.log"), &roots).is_ok());
         let err = open_checked(&pod.join("main/2.log"), &roots).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);

@@ -38,7 +38,10 @@ impl Encoder {
                 write_json_str(out, &String::from_utf8_lossy(rec.message));
                 out.extend_from_slice(b",\"message_b64\":\"");
                 let start = out.len();
-                out.resize(start + base64::encoded_len(rec.message.len(), true).unwrap_or(0), 0);
+                out.resize(
+                    start + base64::encoded_len(rec.message.len(), true).unwrap_or(0),
+                    0,
+                );
                 let n = base64::engine::general_purpose::STANDARD
                     .encode_slice(rec.message, &mut out[start..])
                     .expect("buffer sized by encoded_len");
@@ -94,11 +97,21 @@ mod tests {
     }
 
     fn encode(message: &[u8], truncated: bool) -> serde_json::Value {
-        let rec = Record { ts: "2026-11-27T14:53:39.123Z", stream: StreamKind::Stderr, message, offset: 1234, truncated };
+        let rec = Record {
+            ts: "2026-11-27T14:53:39.123Z",
+            stream: StreamKind::Stderr,
+            message,
+            offset: 1234,
+            truncated,
+        };
         let mut out = Vec::new();
         Encoder::new(&meta()).encode(&rec, &mut out);
         assert_eq!(out.last(), Some(&b'\n'));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line per record");
+        assert_eq!(
+            out.iter().filter(|&&b| b == b'\n').count(),
+            1,
+            "one line per record"
+        );
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -119,7 +132,12 @@ mod tests {
         let raw = b"caf\xe9 \xff end";
         let v = encode(raw, true);
         let b64 = v["message_b64"].as_str().unwrap();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), raw);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+            raw
+        );
         assert_eq!(v["message"], String::from_utf8_lossy(raw).as_ref());
         assert_eq!(v["truncated"], true);
     }

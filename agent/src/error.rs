@@ -20,13 +20,22 @@ pub struct CliError {
 
 impl CliError {
     pub fn not_found(message: impl Into<String>) -> Self {
-        CliError { code: ExitCode::NotFound, message: message.into() }
+        CliError {
+            code: ExitCode::NotFound,
+            message: message.into(),
+        }
     }
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { code: ExitCode::Usage, message: message.into() }
+        CliError {
+            code: ExitCode::Usage,
+            message: message.into(),
+        }
     }
     pub fn store(message: impl Into<String>) -> Self {
-        CliError { code: ExitCode::Store, message: message.into() }
+        CliError {
+            code: ExitCode::Store,
+            message: message.into(),
+        }
     }
 }
 

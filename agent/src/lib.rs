@@ -15,6 +15,7 @@ pub mod contract;
 pub mod discover;
 pub mod encode;
 pub mod error;
+pub mod footprint;
 pub mod meta;
 pub mod parse;
 pub mod pipeline;

@@ -9,7 +9,11 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = Cli::parse();
     init_logging(&cli);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("jobarchive: error: cannot start runtime: {e}");
@@ -31,8 +35,11 @@ fn init_logging(cli: &Cli) {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let json = std::env::var("JOBARCHIVE_LOG_FORMAT").is_ok_and(|v| v == "json") || matches!(&cli.command, Command::Agent(a) if a.config().is_ok_and(|c| c.log_format == LogFormat::Json));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = std::env::var("JOBARCHIVE_LOG_FORMAT").is_ok_and(|v| v == "json")
+        || matches!(&cli.command, Command::Agent(a) if a.config().is_ok_and(|c| c.log_format == LogFormat::Json));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -11,6 +11,7 @@ use crate::checkpoint::StateDir;
 use crate::commit::Shipper;
 use crate::config::Config;
 use crate::error::{CliError, CliResult};
+use crate::meta::MetadataSource;
 use crate::store::{ErrorKind, Store};
 use crate::tail::TailContext;
 use crate::watch::Follower;
@@ -39,7 +40,13 @@ pub struct RunSummary {
 }
 
 /// Run the agent until `stop` is set (or, with `drain`, until everything present is shipped).
-pub async fn run(cfg: Config, node: String, drain: bool, stop: Arc<AtomicBool>) -> CliResult<RunSummary> {
+pub async fn run(
+    cfg: Config,
+    node: String,
+    drain: bool,
+    stop: Arc<AtomicBool>,
+    source: Option<Arc<dyn MetadataSource>>,
+) -> CliResult<RunSummary> {
     let store = Arc::new(Store::open(&cfg.store.url, cfg.store.path_style).await?);
     match store.check().await {
         Ok(()) => {}
@@ -64,11 +71,22 @@ pub async fn run(cfg: Config, node: String, drain: bool, stop: Arc<AtomicBool>) 
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE_BATCHES);
     let mut roots = cfg.allowed_roots.clone();
     roots.push(cfg.log_dir.clone());
-    let ctx = TailContext::new(crate::discover::resolve_roots(&roots), cfg.max_line_bytes, cfg.batch.max_bytes, metrics.clone());
-    let follower = Follower::new(cfg, node, ctx, states, tx, stop);
+    let ctx = TailContext::new(
+        crate::discover::resolve_roots(&roots),
+        cfg.max_line_bytes,
+        cfg.batch.max_bytes,
+        metrics.clone(),
+    );
+    let follower = Follower::new(cfg, node, ctx, states, tx, stop, source);
     let reader = std::thread::Builder::new()
         .name("follower".into())
-        .spawn(move || if drain { follower.drain() } else { follower.follow() })
+        .spawn(move || {
+            if drain {
+                follower.drain()
+            } else {
+                follower.follow()
+            }
+        })
         .map_err(|e| CliError::usage(format!("cannot start reader thread: {e}")))?;
 
     let shipped = shipper.run(rx).await;

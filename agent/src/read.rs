@@ -27,18 +27,27 @@ pub struct JobRun {
 }
 
 /// Every manifest under a namespace (and job), fetched with bounded parallelism.
-pub async fn manifests(store: &Store, cluster: &str, ns: &str, job: Option<&str>) -> Result<Vec<Manifest>, StoreError> {
-    let objects = store.list(&listing_prefix("manifests", cluster, ns, job)).await?;
+pub async fn manifests(
+    store: &Store,
+    cluster: &str,
+    ns: &str,
+    job: Option<&str>,
+) -> Result<Vec<Manifest>, StoreError> {
+    let objects = store
+        .list(&listing_prefix("manifests", cluster, ns, job))
+        .await?;
     stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
         .map(|o| async move {
             let data = store.get(&o.key).await?;
-            Ok::<_, StoreError>(data.and_then(|d| match serde_json::from_slice::<Manifest>(&d) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(key = %o.key, error = %e, "unreadable manifest skipped");
-                    None
-                }
-            }))
+            Ok::<_, StoreError>(
+                data.and_then(|d| match serde_json::from_slice::<Manifest>(&d) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::warn!(key = %o.key, error = %e, "unreadable manifest skipped");
+                        None
+                    }
+                }),
+            )
         })
         .buffered(FETCH_PARALLELISM)
         .try_filter_map(|m| async move { Ok(m) })
@@ -50,14 +59,20 @@ pub async fn manifests(store: &Store, cluster: &str, ns: &str, job: Option<&str>
 pub fn job_runs(manifests: Vec<Manifest>) -> Vec<JobRun> {
     let mut runs: HashMap<(String, String), JobRun> = HashMap::new();
     for m in manifests {
-        let uid = m.pod.job_uid.clone().unwrap_or_else(|| crate::contract::UNKNOWN_UID.to_string());
-        let run = runs.entry((m.pod.job.clone(), uid.clone())).or_insert_with(|| JobRun {
-            namespace: m.pod.namespace.clone(),
-            job: m.pod.job.clone(),
-            job_uid: uid,
-            cronjob: m.pod.cronjob.clone(),
-            ..JobRun::default()
-        });
+        let uid = m
+            .pod
+            .job_uid
+            .clone()
+            .unwrap_or_else(|| crate::contract::UNKNOWN_UID.to_string());
+        let run = runs
+            .entry((m.pod.job.clone(), uid.clone()))
+            .or_insert_with(|| JobRun {
+                namespace: m.pod.namespace.clone(),
+                job: m.pod.job.clone(),
+                job_uid: uid,
+                cronjob: m.pod.cronjob.clone(),
+                ..JobRun::default()
+            });
         *run.attempts.entry(m.pod.attempt).or_default() += 1;
         for o in m.containers.iter().flat_map(|c| &c.objects) {
             run.bytes += o.bytes;
@@ -85,9 +100,23 @@ fn earlier(a: &str, b: &str) -> bool {
 }
 
 /// The log objects of one job run, in output order (attempt, container, restart, offset).
-pub async fn log_keys(store: &Store, cluster: &str, ns: &str, job: &str, job_uid: &str) -> Result<Vec<LogKey>, StoreError> {
-    let prefix = format!("{}job_uid={job_uid}/", listing_prefix("logs", cluster, ns, Some(job)));
-    let mut keys: Vec<LogKey> = store.list(&prefix).await?.iter().filter_map(|o| LogKey::parse(&o.key)).collect();
+pub async fn log_keys(
+    store: &Store,
+    cluster: &str,
+    ns: &str,
+    job: &str,
+    job_uid: &str,
+) -> Result<Vec<LogKey>, StoreError> {
+    let prefix = format!(
+        "{}job_uid={job_uid}/",
+        listing_prefix("logs", cluster, ns, Some(job))
+    );
+    let mut keys: Vec<LogKey> = store
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|o| LogKey::parse(&o.key))
+        .collect();
     keys.sort();
     Ok(keys)
 }
@@ -118,14 +147,23 @@ impl Dedup {
 
 /// Fetch objects in order with up to FETCH_PARALLELISM in flight, handing each decompressed
 /// body to `each` in key order.
-pub async fn for_each_object<F>(store: &Store, keys: &[LogKey], mut each: F) -> Result<(), StoreError>
+pub async fn for_each_object<F>(
+    store: &Store,
+    keys: &[LogKey],
+    mut each: F,
+) -> Result<(), StoreError>
 where
     F: FnMut(&LogKey, &[u8]) -> std::io::Result<()>,
 {
     let mut bodies = stream::iter(keys.iter())
         .map(|k| async move {
-            let data = store.get(&k.key).await?.ok_or_else(|| StoreError::transient(format!("object {} vanished while reading", k.key)))?;
-            tokio::task::spawn_blocking(move || gunzip(&data)).await.map_err(|e| StoreError::fatal(e.to_string()))?.map(|d| (k, d))
+            let data = store.get(&k.key).await?.ok_or_else(|| {
+                StoreError::transient(format!("object {} vanished while reading", k.key))
+            })?;
+            tokio::task::spawn_blocking(move || gunzip(&data))
+                .await
+                .map_err(|e| StoreError::fatal(e.to_string()))?
+                .map(|d| (k, d))
         })
         .buffered(FETCH_PARALLELISM);
     while let Some(item) = bodies.next().await {
@@ -142,6 +180,8 @@ where
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(data.len() * 8);
-    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).map_err(|e| StoreError::fatal(format!("corrupt log object: {e}")))?;
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::fatal(format!("corrupt log object: {e}")))?;
     Ok(out)
 }

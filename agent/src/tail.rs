@@ -37,8 +37,19 @@ pub struct TailContext {
 }
 
 impl TailContext {
-    pub fn new(roots: Vec<PathBuf>, max_line: usize, batch_max_bytes: usize, metrics: Arc<crate::pipeline::Metrics>) -> Self {
-        TailContext { roots, max_line, batch_max_bytes, metrics, scratch: Vec::with_capacity(READ_CHUNK * 2) }
+    pub fn new(
+        roots: Vec<PathBuf>,
+        max_line: usize,
+        batch_max_bytes: usize,
+        metrics: Arc<crate::pipeline::Metrics>,
+    ) -> Self {
+        TailContext {
+            roots,
+            max_line,
+            batch_max_bytes,
+            metrics,
+            scratch: Vec::with_capacity(READ_CHUNK * 2),
+        }
     }
 }
 
@@ -89,6 +100,9 @@ struct Source {
     live: bool,
 }
 
+/// (path, gzip, (dev, ino), rotation time)
+type PlannedFile = (PathBuf, bool, Option<(u64, u64)>, Option<i64>);
+
 /// A file still to read, with where to start in it.
 struct Pending {
     path: PathBuf,
@@ -118,7 +132,11 @@ pub struct StreamTail {
 
 impl StreamTail {
     /// A stream starting from its checkpoint (or the beginning of its oldest file).
-    pub fn new(meta: StreamMeta, files: &StreamFiles, checkpoint: Option<&StreamCheckpoint>) -> StreamTail {
+    pub fn new(
+        meta: StreamMeta,
+        files: &StreamFiles,
+        checkpoint: Option<&StreamCheckpoint>,
+    ) -> StreamTail {
         let start = checkpoint.map(|c| c.offset).unwrap_or(0);
         let mut tail = StreamTail {
             encoder: Encoder::new(&meta),
@@ -142,8 +160,11 @@ impl StreamTail {
     /// Decide which files to read, oldest first, and where to start: right after the
     /// checkpointed position, found by file identity, or by the rotation that followed it.
     fn plan(&mut self, files: &StreamFiles, cp: Option<&StreamCheckpoint>) {
-        let mut list: Vec<(PathBuf, bool, Option<(u64, u64)>, Option<i64>)> =
-            files.rotated.iter().map(|r| (r.path.clone(), r.gz, file_id(&r.path), stamp_unix(&r.stamp))).collect();
+        let mut list: Vec<PlannedFile> = files
+            .rotated
+            .iter()
+            .map(|r| (r.path.clone(), r.gz, file_id(&r.path), stamp_unix(&r.stamp)))
+            .collect();
         list.push((files.current.clone(), false, file_id(&files.current), None));
         let Some(mark) = cp.and_then(|c| c.file.clone()) else {
             if cp.is_some_and(|c| c.offset > 0) {
@@ -153,34 +174,67 @@ impl StreamTail {
                 self.next_base = 0;
                 self.batch = Batch::new(0);
             }
-            self.pending.extend(list.into_iter().map(|(path, gz, _, _)| Pending { path, gz, base: u64::MAX, skip: 0 }));
+            self.pending
+                .extend(list.into_iter().map(|(path, gz, _, _)| Pending {
+                    path,
+                    gz,
+                    base: u64::MAX,
+                    skip: 0,
+                }));
             return;
         };
         let offset = cp.map(|c| c.offset).unwrap_or(0);
-        let by_id = list.iter().position(|(_, _, id, _)| *id == Some((mark.dev, mark.ino)));
-        let by_rotation = || list.iter().position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix));
+        let by_id = list
+            .iter()
+            .position(|(_, _, id, _)| *id == Some((mark.dev, mark.ino)));
+        let by_rotation = || {
+            list.iter()
+                .position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix))
+        };
         let start = by_id.or_else(by_rotation);
         match start {
             Some(i) => {
                 for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(i) {
-                    let (base, skip) = if n == i { (mark.base, offset.saturating_sub(mark.base)) } else { (u64::MAX, 0) };
-                    self.pending.push_back(Pending { path, gz, base, skip });
+                    let (base, skip) = if n == i {
+                        (mark.base, offset.saturating_sub(mark.base))
+                    } else {
+                        (u64::MAX, 0)
+                    };
+                    self.pending.push_back(Pending {
+                        path,
+                        gz,
+                        base,
+                        skip,
+                    });
                 }
             }
             None => {
                 tracing::warn!(stream = %self.describe(), offset, "checkpointed file is gone; continuing with the current file");
                 let (path, gz, _, _) = list.pop().expect("current file is always listed");
-                self.pending.push_back(Pending { path, gz, base: offset, skip: 0 });
+                self.pending.push_back(Pending {
+                    path,
+                    gz,
+                    base: offset,
+                    skip: 0,
+                });
             }
         }
     }
 
     pub fn describe(&self) -> String {
-        format!("{}/{}/{}", self.meta.pod, self.meta.container, self.meta.restart)
+        format!(
+            "{}/{}/{}",
+            self.meta.pod, self.meta.container, self.meta.restart
+        )
     }
 
     /// Read what is new, up to `budget` bytes. Closed batches go to `sealed`.
-    pub fn pump(&mut self, ctx: &mut TailContext, budget: usize, sealed: &mut Vec<Sealed>) -> PumpState {
+    pub fn pump(
+        &mut self,
+        ctx: &mut TailContext,
+        budget: usize,
+        sealed: &mut Vec<Sealed>,
+    ) -> PumpState {
         let mut read = 0usize;
         loop {
             if self.source.is_none() && !self.open_next(ctx) {
@@ -215,7 +269,10 @@ impl StreamTail {
             },
             None => self.read_current.is_some() || !self.current_path.exists(),
         };
-        if deleted && file_id(&self.current_path).is_none_or(|id| Some(id) == self.read_current) && self.pending.is_empty() {
+        if deleted
+            && file_id(&self.current_path).is_none_or(|id| Some(id) == self.read_current)
+            && self.pending.is_empty()
+        {
             PumpState::Ended
         } else {
             PumpState::Idle
@@ -226,9 +283,12 @@ impl StreamTail {
     fn open_next(&mut self, ctx: &TailContext) -> bool {
         if self.pending.is_empty() {
             match file_id(&self.current_path) {
-                Some(id) if Some(id) != self.read_current => {
-                    self.pending.push_back(Pending { path: self.current_path.clone(), gz: false, base: u64::MAX, skip: 0 })
-                }
+                Some(id) if Some(id) != self.read_current => self.pending.push_back(Pending {
+                    path: self.current_path.clone(),
+                    gz: false,
+                    base: u64::MAX,
+                    skip: 0,
+                }),
                 _ => return false,
             }
         }
@@ -251,13 +311,21 @@ impl StreamTail {
     fn open(&mut self, ctx: &TailContext, p: &Pending) -> io::Result<Source> {
         let file = open_checked(&p.path, &ctx.roots)?;
         let md = file.metadata()?;
-        let base = if p.base == u64::MAX { self.next_base } else { p.base };
+        let base = if p.base == u64::MAX {
+            self.next_base
+        } else {
+            p.base
+        };
         let live = p.path == self.current_path;
         if live {
             self.read_current = Some((md.dev(), md.ino()));
             self.seen_unix = now_unix();
         }
-        let mut reader = if p.gz { Reader::Gz(Box::new(flate2::read::MultiGzDecoder::new(file))) } else { Reader::Plain(file) };
+        let mut reader = if p.gz {
+            Reader::Gz(Box::new(flate2::read::MultiGzDecoder::new(file)))
+        } else {
+            Reader::Plain(file)
+        };
         let mut skip = p.skip;
         if let (Reader::Plain(f), true) = (&mut reader, skip > 0) {
             use std::io::Seek;
@@ -268,7 +336,14 @@ impl StreamTail {
             skip = io::copy(&mut (&mut reader).take(skip), &mut io::sink())?;
         }
         self.batch_realign(base + skip);
-        Ok(Source { reader, dev: md.dev(), ino: md.ino(), base, pos: skip, live })
+        Ok(Source {
+            reader,
+            dev: md.dev(),
+            ino: md.ino(),
+            base,
+            pos: skip,
+            live,
+        })
     }
 
     /// An empty batch always starts where reading resumes.
@@ -281,7 +356,9 @@ impl StreamTail {
     /// End of a file: a rotated file is done; the live `N.log` is done only when a new `N.log`
     /// replaced it (rotation) — its last bytes were written before the runtime reopened.
     fn finish_file(&mut self, ctx: &mut TailContext, sealed: &mut Vec<Sealed>) -> bool {
-        let Some(src) = &self.source else { return false };
+        let Some(src) = &self.source else {
+            return false;
+        };
         if src.live {
             if let Reader::Plain(f) = &src.reader {
                 if let Ok(md) = f.metadata() {
@@ -359,13 +436,17 @@ impl StreamTail {
         while start < buf.len() {
             let src = self.source.as_ref().expect("open file");
             let off = src.base + src.pos;
-            let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else { break };
+            let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else {
+                break;
+            };
             let line = &buf[start..start + nl];
             let len = nl as u64 + 1;
             self.source.as_mut().expect("open file").pos += len;
             match self.cut.take() {
                 // The end of a line that was too long: ship its kept prefix, marked cut.
-                Some((prefix, cut_off)) => self.handle_line(ctx, &prefix, cut_off, off + len, true, sealed),
+                Some((prefix, cut_off)) => {
+                    self.handle_line(ctx, &prefix, cut_off, off + len, true, sealed)
+                }
                 None => self.handle_line(ctx, line, off, off + len, false, sealed),
             }
             start += nl + 1;
@@ -382,7 +463,15 @@ impl StreamTail {
         }
     }
 
-    fn handle_line(&mut self, ctx: &mut TailContext, line: &[u8], off: u64, end: u64, cut: bool, sealed: &mut Vec<Sealed>) {
+    fn handle_line(
+        &mut self,
+        ctx: &mut TailContext,
+        line: &[u8],
+        off: u64,
+        end: u64,
+        cut: bool,
+        sealed: &mut Vec<Sealed>,
+    ) {
         ctx.metrics.lines_read.fetch_add(1, Relaxed);
         let parser = self.parser.get_or_insert_with(|| {
             let f = *self.format.get_or_insert_with(|| Format::detect(line));
@@ -394,12 +483,16 @@ impl StreamTail {
             Err(e) => {
                 let n = ctx.metrics.parse_errors.fetch_add(1, Relaxed);
                 // Rate-limited: the first few, then every 1000th.
-                if n < 10 || n % 1000 == 0 {
+                if n < 10 || n.is_multiple_of(1000) {
                     tracing::warn!(stream = %self.describe(), offset = off, reason = %e, total = n + 1, "malformed log line skipped");
                 }
             }
         }
-        if self.parser.as_ref().is_some_and(|p| p.pending_start().is_none()) {
+        if self
+            .parser
+            .as_ref()
+            .is_some_and(|p| p.pending_start().is_none())
+        {
             self.batch.skip_to(end);
         }
         if self.batch.data.len() >= ctx.batch_max_bytes {
@@ -413,9 +506,28 @@ impl StreamTail {
             Some(p) => p.min(self.batch.end_offset),
             None => self.batch.end_offset,
         };
-        let file = self.source.as_ref().filter(|s| resume >= s.base).map(|s| FileMark { dev: s.dev, ino: s.ino, base: s.base, seen_unix: self.seen_unix });
-        let checkpoint = StreamCheckpoint { container: self.meta.container.clone(), restart: self.meta.restart, offset: resume, file };
-        Sealed { meta: self.meta.clone(), batch: self.batch.take(), checkpoint, complete }
+        let file = self
+            .source
+            .as_ref()
+            .filter(|s| resume >= s.base)
+            .map(|s| FileMark {
+                dev: s.dev,
+                ino: s.ino,
+                base: s.base,
+                seen_unix: self.seen_unix,
+            });
+        let checkpoint = StreamCheckpoint {
+            container: self.meta.container.clone(),
+            restart: self.meta.restart,
+            offset: resume,
+            file,
+        };
+        Sealed {
+            meta: self.meta.clone(),
+            batch: self.batch.take(),
+            checkpoint,
+            complete,
+        }
     }
 
     /// True when the open batch holds records, or skipped bytes whose checkpoint should move.
@@ -435,5 +547,8 @@ impl StreamTail {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

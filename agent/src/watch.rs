@@ -6,7 +6,7 @@ use crate::checkpoint::PodState;
 use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
-use crate::meta::{rfc3339_nanos, AttemptBook, JobIdentity, PodDir};
+use crate::meta::{rfc3339_nanos, AttemptBook, JobIdentity, Lookup, MetadataSource, PodDir};
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -36,11 +36,27 @@ pub struct Follower {
     dirty: VecDeque<StreamKey>,
     tx: mpsc::Sender<Sealed>,
     stop: Arc<AtomicBool>,
+    source: Option<Arc<dyn MetadataSource>>,
+    /// Pods the metadata source did not know yet, with when they were first seen.
+    waiting: HashMap<String, Instant>,
+    /// Pods not owned by a Job (not archived).
+    ignored: HashSet<String>,
 }
 
 impl Follower {
-    pub fn new(cfg: Config, node: String, ctx: TailContext, states: HashMap<String, PodState>, tx: mpsc::Sender<Sealed>, stop: Arc<AtomicBool>) -> Follower {
+    pub fn new(
+        cfg: Config,
+        node: String,
+        ctx: TailContext,
+        states: HashMap<String, PodState>,
+        tx: mpsc::Sender<Sealed>,
+        stop: Arc<AtomicBool>,
+        source: Option<Arc<dyn MetadataSource>>,
+    ) -> Follower {
         Follower {
+            source,
+            waiting: HashMap::new(),
+            ignored: HashSet::new(),
             cfg,
             node,
             ctx,
@@ -60,7 +76,9 @@ impl Follower {
         self.rescan();
         let keys: Vec<StreamKey> = self.sorted_keys();
         for key in keys {
-            let Some(mut tail) = self.streams.remove(&key) else { continue };
+            let Some(mut tail) = self.streams.remove(&key) else {
+                continue;
+            };
             let mut sealed = Vec::new();
             while tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) == PumpState::More {
                 self.send_all(&mut sealed);
@@ -81,6 +99,10 @@ impl Follower {
         let rescan_every = Duration::from_secs(self.cfg.rescan_interval_secs.max(1));
         let mut next_rescan = Instant::now() + rescan_every;
         while !self.stop.load(Relaxed) {
+            if Instant::now() >= next_rescan || (!self.waiting.is_empty() && self.dirty.is_empty())
+            {
+                self.rescan_waiting();
+            }
             if Instant::now() >= next_rescan {
                 self.rescan();
                 next_rescan = Instant::now() + rescan_every;
@@ -95,14 +117,21 @@ impl Follower {
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(200)),
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
             }
         }
         // Shutting down: read what is there, close every batch.
         let keys = self.sorted_keys();
         self.dirty.extend(keys);
         self.pump_dirty();
-        let mut sealed: Vec<Sealed> = self.streams.values_mut().filter(|t| t.has_unsealed()).map(|t| t.seal(false)).collect();
+        let mut sealed: Vec<Sealed> = self
+            .streams
+            .values_mut()
+            .filter(|t| t.has_unsealed())
+            .map(|t| t.seal(false))
+            .collect();
         self.send_all(&mut sealed);
     }
 
@@ -130,16 +159,35 @@ impl Follower {
 
     /// An event under the log dir: mark its stream dirty, or discover its pod.
     fn on_path(&mut self, path: &Path) {
-        let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else { return };
+        let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else {
+            return;
+        };
         let mut parts = rel.iter().filter_map(|p| p.to_str());
-        let Some(pod_folder) = parts.next() else { return };
-        let Some(pod) = PodDir::parse(pod_folder) else { return };
+        let Some(pod_folder) = parts.next() else {
+            return;
+        };
+        let Some(pod) = PodDir::parse(pod_folder) else {
+            return;
+        };
         let container = parts.next();
-        let known: Vec<StreamKey> = self.streams.keys().filter(|k| k.0 == pod.uid && container.is_none_or(|c| c == k.1)).cloned().collect();
-        let file_is_new = parts.next().and_then(discover::LogName::parse).is_some_and(|n| match n {
-            discover::LogName::Current(r) => container.is_some_and(|c| !self.streams.contains_key(&(pod.uid.clone(), c.to_string(), r))),
-            _ => false,
-        });
+        let known: Vec<StreamKey> = self
+            .streams
+            .keys()
+            .filter(|k| k.0 == pod.uid && container.is_none_or(|c| c == k.1))
+            .cloned()
+            .collect();
+        let file_is_new =
+            parts
+                .next()
+                .and_then(discover::LogName::parse)
+                .is_some_and(|n| match n {
+                    discover::LogName::Current(r) => container.is_some_and(|c| {
+                        !self
+                            .streams
+                            .contains_key(&(pod.uid.clone(), c.to_string(), r))
+                    }),
+                    _ => false,
+                });
         if known.is_empty() || file_is_new {
             self.discover_pod(&pod, &self.cfg.log_dir.join(pod_folder));
         } else {
@@ -163,6 +211,15 @@ impl Follower {
         self.dirty.extend(all);
     }
 
+    /// Pods waiting for their metadata: look again.
+    fn rescan_waiting(&mut self) {
+        let waiting: Vec<String> = self.waiting.keys().cloned().collect();
+        let (pods, _) = discover::pod_folders(&self.cfg.log_dir);
+        for (pod, path) in pods.iter().filter(|(p, _)| waiting.contains(&p.uid)) {
+            self.discover_pod(pod, path);
+        }
+    }
+
     fn discover_pod(&mut self, pod: &PodDir, path: &Path) {
         if !self.namespace_allowed(&pod.namespace) {
             return;
@@ -175,7 +232,9 @@ impl Follower {
     }
 
     fn namespace_allowed(&self, ns: &str) -> bool {
-        (self.cfg.namespaces_include.is_empty() || self.cfg.namespaces_include.iter().any(|n| n == ns)) && !self.cfg.namespaces_exclude.iter().any(|n| n == ns)
+        (self.cfg.namespaces_include.is_empty()
+            || self.cfg.namespaces_include.iter().any(|n| n == ns))
+            && !self.cfg.namespaces_exclude.iter().any(|n| n == ns)
     }
 
     /// Path-only attempts need every pod's first log line before any number is handed out.
@@ -185,18 +244,33 @@ impl Follower {
                 continue;
             }
             if let Some(nanos) = first_line_nanos(files, &self.ctx.roots) {
-                self.book.enter(&files.pod.namespace, &JobIdentity::from_path(&files.pod), &files.pod.uid, nanos);
+                self.book.enter(
+                    &files.pod.namespace,
+                    &JobIdentity::from_path(&files.pod),
+                    &files.pod.uid,
+                    nanos,
+                );
             }
         }
     }
 
     fn add_stream(&mut self, files: StreamFiles) {
-        let key = (files.pod.uid.clone(), files.container.clone(), files.restart);
+        let key = (
+            files.pod.uid.clone(),
+            files.container.clone(),
+            files.restart,
+        );
         if self.streams.contains_key(&key) || self.ended.contains(&key) {
             return;
         }
-        let Some(identity) = self.identity(&files) else { return };
-        let checkpoint = self.states.get(&files.pod.uid).and_then(|s| s.stream(&files.container, files.restart)).cloned();
+        let Some(identity) = self.identity(&files) else {
+            return;
+        };
+        let checkpoint = self
+            .states
+            .get(&files.pod.uid)
+            .and_then(|s| s.stream(&files.container, files.restart))
+            .cloned();
         let meta: StreamMeta = identity.stream(&files.container, files.restart);
         let tail = StreamTail::new(meta, &files, checkpoint.as_ref());
         self.streams.insert(key.clone(), tail);
@@ -209,12 +283,18 @@ impl Follower {
         if let Some(id) = self.pods.get(&files.pod.uid) {
             return Some(id.clone());
         }
+        if self.ignored.contains(&files.pod.uid) {
+            return None;
+        }
         let id = match self.states.get(&files.pod.uid) {
             Some(state) => state.identity().clone(),
             None => {
-                let job = JobIdentity::from_path(&files.pod);
+                let job = self.job_identity(&files.pod)?;
                 first_line_nanos(files, &self.ctx.roots)?;
-                let attempt = job.attempt.unwrap_or_else(|| self.book.attempt(&files.pod.namespace, &job, &files.pod.uid));
+                let attempt = job.attempt.unwrap_or_else(|| {
+                    self.book
+                        .attempt(&files.pod.namespace, &job, &files.pod.uid)
+                });
                 PodIdentity {
                     cluster: self.cfg.cluster.clone(),
                     node: self.node.clone(),
@@ -234,6 +314,40 @@ impl Follower {
         Some(id)
     }
 
+    /// The metadata source's answer, or the path's once the source had its chance.
+    fn job_identity(&mut self, pod: &PodDir) -> Option<JobIdentity> {
+        let Some(source) = &self.source else {
+            return Some(JobIdentity::from_path(pod));
+        };
+        match source.lookup(pod) {
+            Lookup::Known(id) => {
+                self.waiting.remove(&pod.uid);
+                Some(id)
+            }
+            Lookup::NotAJob if self.cfg.include_pods_without_job => {
+                Some(JobIdentity::from_path(pod))
+            }
+            Lookup::NotAJob => {
+                tracing::debug!(pod = %pod.pod, namespace = %pod.namespace, "not owned by a Job; not archived");
+                self.waiting.remove(&pod.uid);
+                self.ignored.insert(pod.uid.clone());
+                None
+            }
+            Lookup::Unknown => {
+                let since = *self
+                    .waiting
+                    .entry(pod.uid.clone())
+                    .or_insert_with(Instant::now);
+                if since.elapsed() < Duration::from_secs(self.cfg.metadata_wait_secs) {
+                    return None;
+                }
+                tracing::warn!(pod = %pod.pod, namespace = %pod.namespace, waited_secs = self.cfg.metadata_wait_secs, "no API metadata for this pod; shipping with metadata from its log path");
+                self.waiting.remove(&pod.uid);
+                Some(JobIdentity::from_path(pod))
+            }
+        }
+    }
+
     fn pump_dirty(&mut self) {
         let mut sealed = Vec::new();
         let mut seen = HashSet::new();
@@ -242,7 +356,9 @@ impl Follower {
                 break;
             }
             seen.insert(key.clone());
-            let Some(tail) = self.streams.get_mut(&key) else { continue };
+            let Some(tail) = self.streams.get_mut(&key) else {
+                continue;
+            };
             match tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) {
                 PumpState::More => self.dirty.push_back(key.clone()),
                 PumpState::Idle => {}
@@ -268,7 +384,12 @@ impl Follower {
 
     fn seal_old(&mut self) {
         let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
-        let mut sealed: Vec<Sealed> = self.streams.values_mut().filter(|t| t.has_unsealed() && t.batch.opened.elapsed() >= max_age).map(|t| t.seal(false)).collect();
+        let mut sealed: Vec<Sealed> = self
+            .streams
+            .values_mut()
+            .filter(|t| t.has_unsealed() && t.batch.opened.elapsed() >= max_age)
+            .map(|t| t.seal(false))
+            .collect();
         self.send_all(&mut sealed);
     }
 
@@ -297,14 +418,20 @@ fn first_line_nanos(files: &StreamFiles, roots: &[PathBuf]) -> Option<i128> {
     };
     let file = discover::open_checked(&path, roots).ok()?;
     let mut head = Vec::with_capacity(4096);
-    let reader: Box<dyn Read> = if gz { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     reader.take(4096).read_to_end(&mut head).ok()?;
     let line = head.split(|&b| b == b'\n').next()?;
     let ts = if line.first() == Some(&b'{') {
         let v: serde_json::Value = serde_json::from_slice(line).ok()?;
         v.get("time")?.as_str()?.to_string()
     } else {
-        std::str::from_utf8(line.split(|&b| b == b' ').next()?).ok()?.to_string()
+        std::str::from_utf8(line.split(|&b| b == b' ').next()?)
+            .ok()?
+            .to_string()
     };
     rfc3339_nanos(&ts)
 }

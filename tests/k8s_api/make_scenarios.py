@@ -223,6 +223,8 @@ def job_pod(template, job, name, created, generate_name=None, finalizers=None):
     meta["generateName"] = generate_name or (job["metadata"]["name"] + "-")
     meta["uid"] = fake_uid("pod/" + name)
     meta["creationTimestamp"] = created
+    # The controller copies the Job's template labels onto each pod.
+    meta["labels"] = dict(job["spec"]["template"]["metadata"].get("labels", {}))
     meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job",
                                 "name": job["metadata"]["name"], "uid": job["metadata"]["uid"],
                                 "controller": True, "blockOwnerDeletion": True}]
@@ -490,6 +492,20 @@ def build(fx):
     return scenarios
 
 
+def number(scenario, first_rv=1001):
+    """Stamp served objects with the resourceVersions the server will give them.
+
+    The server assigns its own resourceVersions at load, in file order from
+    --initial-resource-version + 1 (default 1001); writing the same numbers
+    here keeps files and responses identical.  Recorded values (from another
+    cluster's etcd) would be meaningless next to them.
+    """
+    scenario = copy.deepcopy(scenario)
+    for i, obj in enumerate(scenario["objects"]):
+        obj["metadata"]["resourceVersion"] = str(first_rv + i)
+    return scenario
+
+
 def render(s):
     return json.dumps(s, indent=1, ensure_ascii=False) + "\n"
 
@@ -516,7 +532,7 @@ def main():
     p.add_argument("--fixtures", default=DEFAULT_FIXTURES)
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
-    scenarios = build(Fixtures(args.fixtures))
+    scenarios = {k: number(v) for k, v in build(Fixtures(args.fixtures)).items()}
     os.makedirs(OUT, exist_ok=True)
     differ = False
     for name, s in scenarios.items():

@@ -29,6 +29,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO_DIR = os.path.join(HERE, "scenarios")
+TLS_DIR = os.path.join(HERE, "tls")
 
 DEFAULT_TOKEN = "test-token"
 # The identity a real apiserver would name in a 403; the agent runs as a
@@ -621,8 +623,9 @@ class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, store, opts, scenario):
+    def __init__(self, addr, store, opts, scenario, ssl_ctx=None):
         super().__init__(addr, Handler)
+        self.ssl_ctx = ssl_ctx
         self.store = store
         self.opts = opts
         self.scenario = scenario
@@ -632,6 +635,23 @@ class ApiServer(ThreadingHTTPServer):
         self.request_log = []
         self.seq = 0
         self.stop_event = threading.Event()
+        self.conn_lock = threading.Lock()
+        self.connections = set()
+
+    def close_connections(self):
+        with self.conn_lock:
+            conns = list(self.connections)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        # Clients dropping connections (or failing TLS handshakes) are normal
+        # in these tests; only show the traceback when asked to.
+        if self.opts.verbose:
+            super().handle_error(request, client_address)
 
 
 class AbortConnection(Exception):
@@ -642,6 +662,22 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jobarchive-fake-apiserver"
     sys_version = ""
+
+    def setup(self):
+        if self.server.ssl_ctx is not None:
+            # Handshake here, in the connection's thread, not in the accept loop.
+            self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
+        super().setup()
+        with self.server.conn_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self):
+        with self.server.conn_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def version_string(self):
+        return self.server_version
 
     def log_message(self, fmt, *args):
         if self.server.opts.verbose:
@@ -919,10 +955,17 @@ class Handler(BaseHTTPRequestHandler):
         self._event("BOOKMARK", obj)
 
     def _client_gone(self):
+        """True once the client closed its end of an idle watch.
+
+        HTTP/1.1 clients send nothing while a response streams, so anything
+        readable is the close: EOF on plain TCP, or a TLS close_notify.
+        """
         try:
             r, _, _ = select.select([self.connection], [], [], 0)
             if not r:
                 return False
+            if isinstance(self.connection, ssl.SSLSocket):
+                return True
             return self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True
@@ -1195,14 +1238,19 @@ def version_info(git_version):
             "platform": "linux/amd64"}
 
 
-def write_kubeconfig(path, port, token):
+def write_kubeconfig(path, port, token, ca_file=None):
+    if ca_file:
+        with open(ca_file, "rb") as f:
+            ca = base64.b64encode(f.read()).decode()
+        cluster = f"    server: https://127.0.0.1:{port}\n    certificate-authority-data: {ca}\n"
+    else:
+        cluster = f"    server: http://127.0.0.1:{port}\n"
     text = f"""apiVersion: v1
 kind: Config
 clusters:
 - name: jobarchive-test
   cluster:
-    server: http://127.0.0.1:{port}
-users:
+{cluster}users:
 - name: jobarchive-test
   user:
     token: {token}
@@ -1238,6 +1286,13 @@ def main(argv=None):
     p.add_argument("--server-version", default="v1.33.0", help="gitVersion reported by /version")
     p.add_argument("--exit-on-stdin-eof", action="store_true",
                    help="stop when stdin closes (so a crashed test leaves no server behind)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with the test certificate in tls/ (client-go, e.g. kubectl, "
+                        "only sends kubeconfig credentials over TLS)")
+    p.add_argument("--tls-cert", default=os.path.join(TLS_DIR, "server.crt"))
+    p.add_argument("--tls-key", default=os.path.join(TLS_DIR, "server.key"))
+    p.add_argument("--tls-ca", default=os.path.join(TLS_DIR, "ca.crt"),
+                   help="CA written into the kubeconfig as certificate-authority-data")
     p.add_argument("--verbose", action="store_true", help="log requests on stderr")
     args = p.parse_args(argv)
     args.version_info = version_info(args.server_version)
@@ -1250,10 +1305,15 @@ def main(argv=None):
         sys.stderr.write(f"server.py: cannot load scenario: {e}\n")
         return 2
 
-    srv = ApiServer((args.host, args.port), store, args, scenario)
+    ssl_ctx = None
+    if args.tls:
+        ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        ssl_ctx.set_alpn_protocols(["http/1.1"])  # no HTTP/2 here
+    srv = ApiServer((args.host, args.port), store, args, scenario, ssl_ctx)
     port = srv.server_address[1]
     if args.kubeconfig_out:
-        write_kubeconfig(args.kubeconfig_out, port, args.token)
+        write_kubeconfig(args.kubeconfig_out, port, args.token, args.tls_ca if args.tls else None)
 
     def on_signal(signum, frame):
         srv.stop_event.set()
@@ -1262,8 +1322,11 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     if args.exit_on_stdin_eof:
         def watch_stdin():
+            # Raw fd reads: a thread parked in a buffered stdin read makes
+            # interpreter shutdown abort.
+            fd = sys.stdin.fileno()
             try:
-                while sys.stdin.buffer.read(4096):
+                while os.read(fd, 4096):
                     pass
             except OSError:
                 pass
@@ -1281,9 +1344,23 @@ def main(argv=None):
         store.stopping = True
         store.cond.notify_all()
     srv.shutdown()
+    # Give open watches a moment to end their streams properly, then cut
+    # idle keep-alive connections so clients see the server go.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        with store.cond:
+            if not store.watchers:
+                break
+        time.sleep(0.02)
+    srv.close_connections()
     srv.server_close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: connection threads are daemons that may sit
+    # in blocking reads, which finalization does not cope with.
+    os._exit(rc)

@@ -81,10 +81,14 @@ fn node_name(cfg: &Config) -> CliResult<String> {
     } else if let Ok(n) = std::env::var("NODE_NAME") {
         n
     } else {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
     };
     if !crate::contract::is_safe_segment(&name) {
-        return Err(CliError::usage(format!("node name {name:?} is not valid: set --node-name or NODE_NAME")));
+        return Err(CliError::usage(format!(
+            "node name {name:?} is not valid: set --node-name or NODE_NAME"
+        )));
     }
     Ok(name)
 }
@@ -93,18 +97,27 @@ pub async fn run(args: AgentArgs) -> CliResult<()> {
     let cfg = args.config()?;
     let node = node_name(&cfg)?;
     if !cfg.log_dir.is_dir() {
-        return Err(CliError::usage(format!("log dir {} does not exist or is not a folder", cfg.log_dir.display())));
+        return Err(CliError::usage(format!(
+            "log dir {} does not exist or is not a folder",
+            cfg.log_dir.display()
+        )));
     }
     match cfg.kube {
-        KubeMode::On => return Err(CliError::usage("--kube on: this build reads metadata from log paths only; use --kube off or auto")),
-        KubeMode::Auto => tracing::info!("Kubernetes API metadata not enabled; using metadata from log paths"),
+        KubeMode::On => {
+            return Err(CliError::usage(
+                "--kube on: this build reads metadata from log paths only; use --kube off or auto",
+            ))
+        }
+        KubeMode::Auto => {
+            tracing::info!("Kubernetes API metadata not enabled; using metadata from log paths")
+        }
         KubeMode::Off => {}
     }
     let stop = Arc::new(AtomicBool::new(false));
     if !args.drain {
         spawn_signal_handler(stop.clone());
     }
-    let summary = crate::pipeline::run(cfg, node, args.drain, stop).await?;
+    let summary = crate::pipeline::run(cfg, node, args.drain, stop, None).await?;
     tracing::info!("{}", summary.line());
     if args.drain {
         eprintln!("jobarchive: drain done: {}", summary.line());
@@ -116,7 +129,10 @@ pub async fn run(args: AgentArgs) -> CliResult<()> {
 fn spawn_signal_handler(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };

@@ -27,23 +27,65 @@ const T0: i64 = 1_795_788_000;
 const NS: &str = "default";
 
 pub async fn run(args: DemoArgs) -> CliResult<()> {
-    let tmp = tempfile::tempdir().map_err(|e| CliError::usage(format!("cannot create a temporary folder: {e}")))?;
-    let pods_dir = args.pods_dir.clone().unwrap_or_else(|| tmp.path().join("pods"));
-    let store = std::path::absolute(&args.store).map_err(|e| CliError::usage(format!("bad --store: {e}")))?;
-    eprintln!("1/3 writing the pods of the seed study's Jobs (as the kubelet leaves them) into {}", pods_dir.display());
-    write_seed_pods(&pods_dir).map_err(|e| CliError::usage(format!("cannot write demo pods into {}: {e}", pods_dir.display())))?;
+    let tmp = tempfile::tempdir()
+        .map_err(|e| CliError::usage(format!("cannot create a temporary folder: {e}")))?;
+    let pods_dir = args
+        .pods_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("pods"));
+    let store = std::path::absolute(&args.store)
+        .map_err(|e| CliError::usage(format!("bad --store: {e}")))?;
+    eprintln!(
+        "1/3 writing the pods of the seed study's Jobs (as the kubelet leaves them) into {}",
+        pods_dir.display()
+    );
+    write_seed_pods(&pods_dir).map_err(|e| {
+        CliError::usage(format!(
+            "cannot write demo pods into {}: {e}",
+            pods_dir.display()
+        ))
+    })?;
 
-    eprintln!("2/3 archiving them: jobarchive agent --drain --kube off --log-dir {} --store {}", pods_dir.display(), store.display());
-    let mut cfg = Config { kube: KubeMode::Off, log_dir: pods_dir.clone(), state_dir: tmp.path().join("state"), ..Config::default() };
+    eprintln!(
+        "2/3 archiving them: jobarchive agent --drain --kube off --log-dir {} --store {}",
+        pods_dir.display(),
+        store.display()
+    );
+    let mut cfg = Config {
+        kube: KubeMode::Off,
+        log_dir: pods_dir.clone(),
+        state_dir: tmp.path().join("state"),
+        ..Config::default()
+    };
     cfg.allowed_roots = vec![pods_dir.clone()];
     cfg.store.url = store.display().to_string();
-    let summary = crate::pipeline::run(cfg, "demo-node".into(), true, Arc::new(AtomicBool::new(false))).await?;
+    let summary = crate::pipeline::run(
+        cfg,
+        "demo-node".into(),
+        true,
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await?;
     eprintln!("    {}", summary.line());
 
-    let store_args = StoreArgs { store: Some(store.display().to_string()), cluster: "default".into(), namespace: NS.into() };
-    eprintln!("3/3 reading the archive back\n\n$ jobarchive ls --store {}", store.display());
-    super::ls::run(LsArgs { store: store_args.clone() }).await?;
-    eprintln!("\n$ jobarchive fetch exit-nonzero --prefix --store {}", store.display());
+    let store_args = StoreArgs {
+        store: Some(store.display().to_string()),
+        cluster: "default".into(),
+        namespace: NS.into(),
+    };
+    eprintln!(
+        "3/3 reading the archive back\n\n$ jobarchive ls --store {}",
+        store.display()
+    );
+    super::ls::run(LsArgs {
+        store: store_args.clone(),
+    })
+    .await?;
+    eprintln!(
+        "\n$ jobarchive fetch exit-nonzero --prefix --store {}",
+        store.display()
+    );
     let fetch = FetchArgs {
         job: "exit-nonzero".into(),
         store: store_args,
@@ -79,27 +121,81 @@ struct DemoPod<'a> {
 pub fn write_seed_pods(dir: &Path) -> std::io::Result<()> {
     let mut pods = Vec::new();
     let mut start = T0;
-    for (i, suffix) in ["szsld", "nq9nb", "bg2hf", "9mggl", "lklmw", "txl6b"].iter().enumerate() {
+    for (i, suffix) in ["szsld", "nq9nb", "bg2hf", "9mggl", "lklmw", "txl6b"]
+        .iter()
+        .enumerate()
+    {
         let attempt = i + 1;
-        let mut lines = vec![
-            (0, "stdout", format!("exit-nonzero: attempt {attempt} starting, pid 1")),
-            (1, "stdout", "loading batch input from /data/input.csv".to_string()),
-            (12, "stdout", format!("processed {} of 5000 rows", 1200 + 100 * attempt)),
-            (29, "stderr", "error: upstream returned 503 Service Unavailable".to_string()),
+        let lines = vec![
+            (
+                0,
+                "stdout",
+                format!("exit-nonzero: attempt {attempt} starting, pid 1"),
+            ),
+            (
+                1,
+                "stdout",
+                "loading batch input from /data/input.csv".to_string(),
+            ),
+            (
+                12,
+                "stdout",
+                format!("processed {} of 5000 rows", 1200 + 100 * attempt),
+            ),
+            (
+                29,
+                "stderr",
+                "error: upstream returned 503 Service Unavailable".to_string(),
+            ),
             (30, "stderr", "exiting with status 1".to_string()),
         ];
-        pods.push(DemoPod { job: "exit-nonzero", suffix, uid: demo_uid(attempt as u32), start, lines });
+        pods.push(DemoPod {
+            job: "exit-nonzero",
+            suffix,
+            uid: demo_uid(attempt as u32),
+            start,
+            lines,
+        });
         start += 30 + (10 << i);
     }
     let stress = vec![
-        (0, "stdout", "stress: info: [1] dispatching hogs: 0 cpu, 0 io, 1 vm, 0 hdd".to_string()),
-        (1, "stdout", "stress: dbug: [1] using backoff sleep of 3000us".to_string()),
-        (1, "stdout", "stress: dbug: [7] allocating 1073741824 bytes ...".to_string()),
-        (2, "stdout", "stress: dbug: [7] touching bytes in strides of 4096 bytes ...".to_string()),
+        (
+            0,
+            "stdout",
+            "stress: info: [1] dispatching hogs: 0 cpu, 0 io, 1 vm, 0 hdd".to_string(),
+        ),
+        (
+            1,
+            "stdout",
+            "stress: dbug: [1] using backoff sleep of 3000us".to_string(),
+        ),
+        (
+            1,
+            "stdout",
+            "stress: dbug: [7] allocating 1073741824 bytes ...".to_string(),
+        ),
+        (
+            2,
+            "stdout",
+            "stress: dbug: [7] touching bytes in strides of 4096 bytes ...".to_string(),
+        ),
         // A 40 KiB line: the runtime writes it as partial chunks; the archive joins them again.
-        (3, "stdout", format!("stress: dbug: [7] page map: {}", "0x7f3a2c000000-rw ".repeat(2300))),
+        (
+            3,
+            "stdout",
+            format!(
+                "stress: dbug: [7] page map: {}",
+                "0x7f3a2c000000-rw ".repeat(2300)
+            ),
+        ),
     ];
-    pods.push(DemoPod { job: "over-provisioned", suffix: "k7d2x", uid: demo_uid(20), start: T0 + 60, lines: stress });
+    pods.push(DemoPod {
+        job: "over-provisioned",
+        suffix: "k7d2x",
+        uid: demo_uid(20),
+        start: T0 + 60,
+        lines: stress,
+    });
     for p in &pods {
         write_pod(dir, p)?;
     }
@@ -112,13 +208,19 @@ fn demo_uid(n: u32) -> String {
 }
 
 fn write_pod(dir: &Path, p: &DemoPod<'_>) -> std::io::Result<()> {
-    let container = dir.join(format!("{NS}_{}-{}_{}", p.job, p.suffix, p.uid)).join(p.job);
+    let container = dir
+        .join(format!("{NS}_{}-{}_{}", p.job, p.suffix, p.uid))
+        .join(p.job);
     std::fs::create_dir_all(&container)?;
     let mut text = String::new();
     for (i, (at, stream, msg)) in p.lines.iter().enumerate() {
         let ts = rfc3339(p.start + at, i as u32 * 1_000_117);
         // containerd splits lines longer than 16 KiB into P chunks ended by an F chunk.
-        let chunks: Vec<&str> = msg.as_bytes().chunks(16 * 1024).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+        let chunks: Vec<&str> = msg
+            .as_bytes()
+            .chunks(16 * 1024)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
         for (j, chunk) in chunks.iter().enumerate() {
             let tag = if j + 1 == chunks.len() { "F" } else { "P" };
             let _ = writeln!(text, "{ts} {stream} {tag} {chunk}");
@@ -128,7 +230,11 @@ fn write_pod(dir: &Path, p: &DemoPod<'_>) -> std::io::Result<()> {
 }
 
 fn rfc3339(secs: i64, nanos: u32) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH) + time::Duration::nanoseconds(nanos as i64);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    let t = time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        + time::Duration::nanoseconds(nanos as i64);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
     t.format(&f).unwrap_or_default()
 }

@@ -49,16 +49,31 @@ pub async fn run(args: FetchArgs) -> CliResult<()> {
         None => runs.last(),
     };
     let Some(run) = run else {
-        let what = args.job_uid.as_ref().map(|u| format!(" with job_uid {u}")).unwrap_or_default();
-        return Err(CliError::not_found(format!("no archived logs for job {}{what} in namespace {ns} (cluster {cluster}) at {}", args.job, store.describe())));
+        let what = args
+            .job_uid
+            .as_ref()
+            .map(|u| format!(" with job_uid {u}"))
+            .unwrap_or_default();
+        return Err(CliError::not_found(format!(
+            "no archived logs for job {}{what} in namespace {ns} (cluster {cluster}) at {}",
+            args.job,
+            store.describe()
+        )));
     };
     for other in runs.iter().filter(|r| r.job_uid != run.job_uid) {
-        eprintln!("note: another run of job {}: --job-uid {} ({} .. {})", args.job, other.job_uid, other.first_ts, other.last_ts);
+        eprintln!(
+            "note: another run of job {}: --job-uid {} ({} .. {})",
+            args.job, other.job_uid, other.first_ts, other.last_ts
+        );
     }
     let mut keys = read::log_keys(&store, cluster, ns, &args.job, &run.job_uid).await?;
     filter_keys(&mut keys, &args)?;
     if keys.is_empty() {
-        return Err(CliError::not_found(format!("no log objects for job {} matching the filters in namespace {ns} at {}", args.job, store.describe())));
+        return Err(CliError::not_found(format!(
+            "no log objects for job {} matching the filters in namespace {ns} at {}",
+            args.job,
+            store.describe()
+        )));
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -97,25 +112,40 @@ fn filter_keys(keys: &mut Vec<LogKey>, args: &FetchArgs) -> CliResult<()> {
             keys.retain(|k| k.attempt == last);
         }
         Some(n) => {
-            let n: u32 = n.parse().map_err(|_| CliError::usage(format!("--attempt takes a number or `last`, not {n:?}")))?;
+            let n: u32 = n.parse().map_err(|_| {
+                CliError::usage(format!("--attempt takes a number or `last`, not {n:?}"))
+            })?;
             keys.retain(|k| k.attempt == n);
         }
     }
     Ok(())
 }
 
-fn write_record(out: &mut impl Write, args: &FetchArgs, r: &RecordRead<'_>, raw: &[u8]) -> std::io::Result<()> {
+fn write_record(
+    out: &mut impl Write,
+    args: &FetchArgs,
+    r: &RecordRead<'_>,
+    raw: &[u8],
+) -> std::io::Result<()> {
     if args.format == Format::Jsonl {
         out.write_all(raw)?;
         return out.write_all(b"\n");
     }
     if args.prefix {
-        write!(out, "[attempt={} pod={} container={}] ", r.attempt, r.pod, r.container)?;
+        write!(
+            out,
+            "[attempt={} pod={} container={}] ",
+            r.attempt, r.pod, r.container
+        )?;
     }
     if args.timestamps {
         write!(out, "{} ", r.ts)?;
     }
-    match r.message_b64.as_deref().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()) {
+    match r
+        .message_b64
+        .as_deref()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+    {
         Some(bytes) => out.write_all(&bytes)?,
         None => out.write_all(r.message.as_bytes())?,
     }

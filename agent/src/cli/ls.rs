@@ -16,7 +16,10 @@ pub async fn run(args: LsArgs) -> CliResult<()> {
     let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
     let runs = read::job_runs(read::manifests(&store, cluster, ns, None).await?);
     if runs.is_empty() {
-        return Err(CliError::not_found(format!("no archived jobs in namespace {ns} (cluster {cluster}) at {}", store.describe())));
+        return Err(CliError::not_found(format!(
+            "no archived jobs in namespace {ns} (cluster {cluster}) at {}",
+            store.describe()
+        )));
     }
     let rows: Vec<[String; 8]> = runs
         .iter()
@@ -33,7 +36,17 @@ pub async fn run(args: LsArgs) -> CliResult<()> {
             ]
         })
         .collect();
-    let header = ["NAMESPACE", "JOB", "JOB_UID", "CRONJOB", "ATTEMPTS", "FIRST", "LAST", "BYTES"].map(String::from);
+    let header = [
+        "NAMESPACE",
+        "JOB",
+        "JOB_UID",
+        "CRONJOB",
+        "ATTEMPTS",
+        "FIRST",
+        "LAST",
+        "BYTES",
+    ]
+    .map(String::from);
     print!("{}", table(&header, &rows));
     Ok(())
 }
@@ -48,7 +61,11 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> Stri
     }
     let mut out = String::new();
     for row in std::iter::once(header).chain(rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }

@@ -24,41 +24,85 @@ pub struct JobIdentity {
 impl JobIdentity {
     pub fn from_path(dir: &PodDir) -> JobIdentity {
         let g = guess_job(&dir.pod);
-        JobIdentity { job: g.job, job_uid: None, cronjob: g.cronjob, completion_index: g.completion_index, attempt: None }
+        JobIdentity {
+            job: g.job,
+            job_uid: None,
+            cronjob: g.cronjob,
+            completion_index: g.completion_index,
+            attempt: None,
+        }
     }
 }
+
+/// What a metadata source (the Kubernetes API) says about a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Owned by a Job: its identity (with the attempt when the source can tell).
+    Known(JobIdentity),
+    /// Known, and not owned by a Job (a bare pod, a Deployment's pod...).
+    NotAJob,
+    /// Not known (yet): the watch may not have seen it, or the API is unreachable.
+    Unknown,
+}
+
+/// A source of pod metadata beside the log path. The follower asks it once per new pod and pins
+/// the answer; a pod the source does not know waits a bounded time, then ships with path-only
+/// metadata.
+pub trait MetadataSource: Send + Sync {
+    fn lookup(&self, pod: &PodDir) -> Lookup;
+}
+
+/// (namespace, job, completion index)
+type JobKey = (String, String, Option<u32>);
 
 /// Path-only attempt numbers: 1 + the number of pods of the same job (and completion index)
 /// seen on this node whose first log line is older. Pods are entered with their first line's
 /// time; a pod's number is fixed the first time it is asked for (and then pinned in its state).
 #[derive(Default)]
 pub struct AttemptBook {
-    pods: HashMap<(String, String, Option<u32>), Vec<(i128, String)>>,
+    pods: HashMap<JobKey, Vec<(i128, String)>>,
 }
 
 impl AttemptBook {
-    pub fn enter(&mut self, namespace: &str, job: &JobIdentity, pod_uid: &str, first_line_nanos: i128) {
-        let list = self.pods.entry((namespace.to_string(), job.job.clone(), job.completion_index)).or_default();
+    pub fn enter(
+        &mut self,
+        namespace: &str,
+        job: &JobIdentity,
+        pod_uid: &str,
+        first_line_nanos: i128,
+    ) {
+        let list = self
+            .pods
+            .entry((namespace.to_string(), job.job.clone(), job.completion_index))
+            .or_default();
         if !list.iter().any(|(_, uid)| uid == pod_uid) {
             list.push((first_line_nanos, pod_uid.to_string()));
         }
     }
 
     pub fn attempt(&self, namespace: &str, job: &JobIdentity, pod_uid: &str) -> u32 {
-        let Some(list) = self.pods.get(&(namespace.to_string(), job.job.clone(), job.completion_index)) else {
+        let Some(list) =
+            self.pods
+                .get(&(namespace.to_string(), job.job.clone(), job.completion_index))
+        else {
             return 1;
         };
         let Some(&(mine, _)) = list.iter().find(|(_, uid)| uid == pod_uid) else {
             return 1;
         };
-        1 + list.iter().filter(|(t, uid)| *t < mine || (*t == mine && uid.as_str() < pod_uid)).count() as u32
+        1 + list
+            .iter()
+            .filter(|(t, uid)| *t < mine || (*t == mine && uid.as_str() < pod_uid))
+            .count() as u32
     }
 }
 
 /// Parse an RFC 3339 timestamp to nanoseconds since the epoch (runtime timestamps trim trailing
 /// zeros of the fraction, so they do not compare as strings).
 pub fn rfc3339_nanos(ts: &str) -> Option<i128> {
-    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp_nanos())
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp_nanos())
 }
 
 #[cfg(test)]
@@ -67,22 +111,45 @@ mod tests {
 
     #[test]
     fn attempts_follow_first_log_lines_not_discovery_order() {
-        let dir = |pod: &str| PodDir { namespace: "default".into(), pod: pod.into(), uid: format!("uid-{pod}") };
+        let dir = |pod: &str| PodDir {
+            namespace: "default".into(),
+            pod: pod.into(),
+            uid: format!("uid-{pod}"),
+        };
         let mut book = AttemptBook::default();
-        let times = [("exit-nonzero-ccccc", "2026-11-27T14:55:00.5Z"), ("exit-nonzero-aaaaa", "2026-11-27T14:53:39.12345Z"), ("exit-nonzero-bbbbb", "2026-11-27T14:54:00Z")];
+        let times = [
+            ("exit-nonzero-ccccc", "2026-11-27T14:55:00.5Z"),
+            ("exit-nonzero-zzzzz", "2026-11-27T14:53:39.12345Z"),
+            ("exit-nonzero-bbbbb", "2026-11-27T14:54:00Z"),
+        ];
         for (pod, ts) in times {
             let d = dir(pod);
-            book.enter(&d.namespace, &JobIdentity::from_path(&d), &d.uid, rfc3339_nanos(ts).unwrap());
+            book.enter(
+                &d.namespace,
+                &JobIdentity::from_path(&d),
+                &d.uid,
+                rfc3339_nanos(ts).unwrap(),
+            );
         }
         let attempt = |pod: &str| {
             let d = dir(pod);
             book.attempt(&d.namespace, &JobIdentity::from_path(&d), &d.uid)
         };
-        assert_eq!([attempt("exit-nonzero-aaaaa"), attempt("exit-nonzero-bbbbb"), attempt("exit-nonzero-ccccc")], [1, 2, 3]);
+        assert_eq!(
+            [
+                attempt("exit-nonzero-zzzzz"),
+                attempt("exit-nonzero-bbbbb"),
+                attempt("exit-nonzero-ccccc")
+            ],
+            [1, 2, 3]
+        );
     }
 
     #[test]
     fn trimmed_fractions_compare_as_times() {
-        assert!(rfc3339_nanos("2026-11-27T14:53:39.1Z").unwrap() < rfc3339_nanos("2026-11-27T14:53:39.12345Z").unwrap());
+        assert!(
+            rfc3339_nanos("2026-11-27T14:53:39.1Z").unwrap()
+                < rfc3339_nanos("2026-11-27T14:53:39.12345Z").unwrap()
+        );
     }
 }

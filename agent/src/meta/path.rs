@@ -18,8 +18,14 @@ impl PodDir {
     pub fn parse(folder: &str) -> Option<PodDir> {
         let (namespace, rest) = folder.split_once('_')?;
         let (pod, uid) = rest.rsplit_once('_')?;
-        let ok = [namespace, pod, uid].iter().all(|s| is_safe_segment(s) && !s.contains('_'));
-        ok.then(|| PodDir { namespace: namespace.into(), pod: pod.into(), uid: uid.into() })
+        let ok = [namespace, pod, uid]
+            .iter()
+            .all(|s| is_safe_segment(s) && !s.contains('_'));
+        ok.then(|| PodDir {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            uid: uid.into(),
+        })
     }
 }
 
@@ -38,28 +44,44 @@ pub struct JobGuess {
 pub fn guess_job(pod: &str) -> JobGuess {
     let base = strip_generated_suffix(pod);
     let (base, completion_index) = match split_number(base) {
-        Some((head, n)) if !is_schedule_minutes(n) && n <= u32::MAX as u64 => (head, Some(n as u32)),
+        Some((head, n)) if !is_schedule_minutes(n) && n <= u32::MAX as u64 => {
+            (head, Some(n as u32))
+        }
         _ => (base, None),
     };
     let cronjob = match split_number(base) {
         Some((head, n)) if is_schedule_minutes(n) => Some(head.to_string()),
         _ => None,
     };
-    JobGuess { job: base.to_string(), cronjob, completion_index }
+    JobGuess {
+        job: base.to_string(),
+        cronjob,
+        completion_index,
+    }
 }
 
 fn strip_generated_suffix(pod: &str) -> &str {
     // Alphabet of k8s.io/apimachinery's rand.String: no vowels, no 0/1/3 to avoid words.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     match pod.rsplit_once('-') {
-        Some((head, suffix)) if !head.is_empty() && suffix.len() == 5 && suffix.bytes().all(|b| ALPHABET.contains(&b)) => head,
+        Some((head, suffix))
+            if !head.is_empty()
+                && suffix.len() == 5
+                && suffix.bytes().all(|b| ALPHABET.contains(&b)) =>
+        {
+            head
+        }
         _ => pod,
     }
 }
 
 fn split_number(name: &str) -> Option<(&str, u64)> {
     let (head, tail) = name.rsplit_once('-')?;
-    if head.is_empty() || tail.is_empty() || tail.len() > 12 || !tail.bytes().all(|b| b.is_ascii_digit()) {
+    if head.is_empty()
+        || tail.is_empty()
+        || tail.len() > 12
+        || !tail.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((head, tail.parse().ok()?))
@@ -76,24 +98,49 @@ mod tests {
 
     #[test]
     fn pod_folders_parse_and_bad_ones_are_refused() {
-        let d = PodDir::parse("default_exit-nonzero-94945_f5d2a146-ed30-42ed-96d6-8cdba53b70dd").unwrap();
-        assert_eq!((d.namespace.as_str(), d.pod.as_str()), ("default", "exit-nonzero-94945"));
+        let d = PodDir::parse("default_exit-nonzero-94945_f5d2a146-ed30-42ed-96d6-8cdba53b70dd")
+            .unwrap();
+        assert_eq!(
+            (d.namespace.as_str(), d.pod.as_str()),
+            ("default", "exit-nonzero-94945")
+        );
         assert_eq!(d.uid, "f5d2a146-ed30-42ed-96d6-8cdba53b70dd");
-        for bad in ["nounderscore", "a_b", "ns_pod_", "_pod_uid", "ns_../x_uid", "ns_p=q_uid", "ns_a_b_uid"] {
+        for bad in [
+            "nounderscore",
+            "a_b",
+            "ns_pod_",
+            "_pod_uid",
+            "ns_../x_uid",
+            "ns_p=q_uid",
+            "ns_a_b_uid",
+        ] {
             assert_eq!(PodDir::parse(bad), None, "{bad}");
         }
     }
 
     fn g(job: &str, cronjob: Option<&str>, index: Option<u32>) -> JobGuess {
-        JobGuess { job: job.into(), cronjob: cronjob.map(Into::into), completion_index: index }
+        JobGuess {
+            job: job.into(),
+            cronjob: cronjob.map(Into::into),
+            completion_index: index,
+        }
     }
 
     #[test]
     fn job_names_are_guessed_from_pod_names() {
-        assert_eq!(guess_job("exit-nonzero-szsld"), g("exit-nonzero", None, None));
+        assert_eq!(
+            guess_job("exit-nonzero-szsld"),
+            g("exit-nonzero", None, None)
+        );
         assert_eq!(guess_job("indexed-1-bbstw"), g("indexed", None, Some(1)));
-        assert_eq!(guess_job("cron-fail-29929854-64rlg"), g("cron-fail-29929854", Some("cron-fail"), None));
-        assert_eq!(guess_job("cron-fail-29929854-3-64rlg"), g("cron-fail-29929854", Some("cron-fail"), Some(3)));
+        assert_eq!(
+            guess_job("cron-fail-29929854-64rlg"),
+            g("cron-fail-29929854", Some("cron-fail"), None)
+        );
+        assert_eq!(
+            guess_job("cron-fail-29929854-3-64rlg"),
+            g("cron-fail-29929854", Some("cron-fail"), Some(3))
+        );
         // A job whose own name ends in a number that is no schedule time keeps it as an index;
         // a name with no generated suffix is kept whole.
         assert_eq!(guess_job("backup-2-x7z9q"), g("backup", None, Some(2)));

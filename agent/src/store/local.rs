@@ -14,7 +14,12 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn open(path: &str) -> Result<LocalStore, StoreError> {
         let root = PathBuf::from(path);
-        std::fs::create_dir_all(&root).map_err(|e| StoreError::fatal(format!("cannot create store folder {}: {e}", root.display())))?;
+        std::fs::create_dir_all(&root).map_err(|e| {
+            StoreError::fatal(format!(
+                "cannot create store folder {}: {e}",
+                root.display()
+            ))
+        })?;
         Ok(LocalStore { root })
     }
 
@@ -23,7 +28,10 @@ impl LocalStore {
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
-        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(StoreError::fatal(format!("refusing unsafe key {key:?}")));
         }
         Ok(self.root.join(key))
@@ -42,7 +50,9 @@ impl LocalStore {
         match tokio::fs::read(&path).await {
             Ok(data) => Ok(Some(Bytes::from(data))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::transient(format!("local store read {key}: {e}"))),
+            Err(e) => Err(StoreError::transient(format!(
+                "local store read {key}: {e}"
+            ))),
         }
     }
 
@@ -57,7 +67,10 @@ impl LocalStore {
     pub fn check(&self) -> Result<(), StoreError> {
         match std::fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => Ok(()),
-            _ => Err(StoreError::fatal(format!("store folder {} is missing", self.root.display()))),
+            _ => Err(StoreError::fatal(format!(
+                "store folder {} is missing",
+                self.root.display()
+            ))),
         }
     }
 
@@ -68,9 +81,14 @@ impl LocalStore {
 
 /// Temp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
@@ -93,19 +111,32 @@ fn list_sync(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(StoreError::transient(format!("local store list {}: {e}", dir.display()))),
+            Err(e) => {
+                return Err(StoreError::transient(format!(
+                    "local store list {}: {e}",
+                    dir.display()
+                )))
+            }
         };
         for entry in entries.flatten() {
             let Ok(ft) = entry.file_type() else { continue };
             let path = entry.path();
-            let Some(key) = path.strip_prefix(root).ok().and_then(|k| k.to_str()) else { continue };
+            let Some(key) = path.strip_prefix(root).ok().and_then(|k| k.to_str()) else {
+                continue;
+            };
             if ft.is_dir() {
                 if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) {
                     stack.push(path);
                 }
-            } else if ft.is_file() && key.starts_with(prefix) && !entry.file_name().to_string_lossy().starts_with('.') {
+            } else if ft.is_file()
+                && key.starts_with(prefix)
+                && !entry.file_name().to_string_lossy().starts_with('.')
+            {
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                out.push(ObjectInfo { key: key.to_string(), size });
+                out.push(ObjectInfo {
+                    key: key.to_string(),
+                    size,
+                });
             }
         }
     }
@@ -121,12 +152,24 @@ mod tests {
     async fn put_get_list() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStore::open(dir.path().to_str().unwrap()).unwrap();
-        s.put("logs/a=1/b=2/x.gz", Bytes::from_static(b"one")).await.unwrap();
-        s.put("logs/a=1/c=3/y.gz", Bytes::from_static(b"two")).await.unwrap();
-        s.put("manifests/a=1/z.json", Bytes::from_static(b"{}")).await.unwrap();
+        s.put("logs/a=1/b=2/x.gz", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        s.put("logs/a=1/c=3/y.gz", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        s.put("manifests/a=1/z.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
         assert_eq!(s.get("logs/a=1/b=2/x.gz").await.unwrap().unwrap(), "one");
         assert_eq!(s.get("logs/missing").await.unwrap(), None);
-        let keys: Vec<_> = s.list("logs/a=1/").await.unwrap().into_iter().map(|o| o.key).collect();
+        let keys: Vec<_> = s
+            .list("logs/a=1/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, ["logs/a=1/b=2/x.gz", "logs/a=1/c=3/y.gz"]);
         assert_eq!(s.list("logs/a=1/b").await.unwrap().len(), 1);
         assert!(s.put("logs/../escape", Bytes::new()).await.is_err());

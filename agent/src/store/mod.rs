@@ -24,10 +24,16 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn transient(message: impl Into<String>) -> Self {
-        StoreError { kind: ErrorKind::Transient, message: message.into() }
+        StoreError {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
     }
     pub fn fatal(message: impl Into<String>) -> Self {
-        StoreError { kind: ErrorKind::Fatal, message: message.into() }
+        StoreError {
+            kind: ErrorKind::Fatal,
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +74,9 @@ impl Store {
             return Ok(Store::S3(s3::S3Store::open(rest, path_style).await?));
         }
         if url.contains("://") && !url.starts_with("file://") {
-            return Err(StoreError::fatal(format!("unsupported store URL {url:?}: use s3://BUCKET/PREFIX or file:///PATH")));
+            return Err(StoreError::fatal(format!(
+                "unsupported store URL {url:?}: use s3://BUCKET/PREFIX or file:///PATH"
+            )));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
         Ok(Store::Local(local::LocalStore::open(path)?))

@@ -26,16 +26,29 @@ impl S3Store {
     pub async fn open(rest: &str, path_style: bool) -> Result<S3Store, StoreError> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StoreError::fatal("store URL s3:// has no bucket: use s3://BUCKET/PREFIX"));
+            return Err(StoreError::fatal(
+                "store URL s3:// has no bucket: use s3://BUCKET/PREFIX",
+            ));
         }
         let prefix = prefix.trim_matches('/');
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
         let region = RegionProviderChain::default_provider().or_else("us-east-1");
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).region(region).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
         let path_style = path_style || env_flag("JOBARCHIVE_S3_PATH_STYLE");
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
-            .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(200)))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -43,7 +56,11 @@ impl S3Store {
                     .build(),
             )
             .build();
-        Ok(S3Store { client: Client::from_conf(conf), bucket: bucket.to_string(), prefix })
+        Ok(S3Store {
+            client: Client::from_conf(conf),
+            bucket: bucket.to_string(),
+            prefix,
+        })
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -72,24 +89,43 @@ impl S3Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let resp = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
         let out = match resp {
             Ok(out) => out,
             Err(SdkError::ServiceError(se)) if se.err().is_no_such_key() => return Ok(None),
             Err(e) => return Err(self.error("GetObject", key, e)),
         };
-        let data = out.body.collect().await.map_err(|e| StoreError::transient(format!("S3 GetObject {}: reading body: {e}", self.url(key))))?;
+        let data = out.body.collect().await.map_err(|e| {
+            StoreError::transient(format!("S3 GetObject {}: reading body: {e}", self.url(key)))
+        })?;
         Ok(Some(data.into_bytes()))
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.full_key(prefix)).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full_key(prefix))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error("ListObjectsV2", prefix, e))?;
             for obj in page.contents() {
-                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
-                out.push(ObjectInfo { key: key.to_string(), size: obj.size().unwrap_or(0).max(0) as u64 });
+                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                out.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: obj.size().unwrap_or(0).max(0) as u64,
+                });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -97,7 +133,12 @@ impl S3Store {
     }
 
     pub async fn check(&self) -> Result<(), StoreError> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|e| self.error("HeadBucket", "", e))?;
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.error("HeadBucket", "", e))?;
         Ok(())
     }
 
@@ -119,14 +160,27 @@ impl S3Store {
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or("");
                 let msg = se.err().message().unwrap_or("");
-                let kind = if is_fatal_code(code) { ErrorKind::Fatal } else { ErrorKind::Transient };
-                let detail = if code.is_empty() { format!("{}", DisplayErrorContext(&e)) } else { format!("{code}: {msg}") };
+                let kind = if is_fatal_code(code) {
+                    ErrorKind::Fatal
+                } else {
+                    ErrorKind::Transient
+                };
+                let detail = if code.is_empty() {
+                    format!("{}", DisplayErrorContext(&e))
+                } else {
+                    format!("{code}: {msg}")
+                };
                 (kind, detail)
             }
-            SdkError::ConstructionFailure(_) => (ErrorKind::Fatal, format!("{}", DisplayErrorContext(&e))),
+            SdkError::ConstructionFailure(_) => {
+                (ErrorKind::Fatal, format!("{}", DisplayErrorContext(&e)))
+            }
             _ => (ErrorKind::Transient, format!("{}", DisplayErrorContext(&e))),
         };
-        StoreError { kind, message: format!("S3 {op} {}: {}", self.url(key), one_line(&detail)) }
+        StoreError {
+            kind,
+            message: format!("S3 {op} {}: {}", self.url(key), one_line(&detail)),
+        }
     }
 }
 
@@ -152,5 +206,7 @@ fn one_line(s: &str) -> String {
 }
 
 fn env_flag(name: &str) -> bool {
-    std::env::var(name).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes")).unwrap_or(false)
+    std::env::var(name)
+        .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
+        .unwrap_or(false)
 }

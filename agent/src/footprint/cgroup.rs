@@ -1,0 +1,530 @@
+//! cgroup v2 sampling: finds a pod's cgroup by its UID under either kubelet cgroup driver and
+//! turns periodic reads of `memory.current`, `memory.peak`, `cpu.stat` and `memory.events` into
+//! a memory-over-time series, a peak, CPU seconds and an OOM-kill count.
+//!
+//! Everything read here may vanish at any moment (the kubelet removes a pod's cgroup once it
+//! is gone), so every failure is "no reading this time", never an error or a panic. Paths are
+//! resolved and checked to stay under the cgroup root, so a symlink planted in a (possibly
+//! container-writable) hierarchy cannot make the agent read files elsewhere on the host.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// QoS class directories; Guaranteed pods sit directly under the kubepods parent.
+const QOS_CLASSES: [&str; 2] = ["burstable", "besteffort"];
+
+/// Parents of the pod cgroups for the systemd driver: the default one, and the nested one the
+/// kubelet creates when its `cgroupRoot` is `/kubelet` (kind, some node images).
+const SYSTEMD_PARENTS: [&str; 2] = ["kubepods.slice", "kubelet.slice/kubelet-kubepods.slice"];
+
+/// The same two parents for the cgroupfs driver.
+const CGROUPFS_PARENTS: [&str; 2] = ["kubepods", "kubelet/kubepods"];
+
+/// Interface files are a few hundred bytes; a larger one is not what we think it is.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// The series is halved past this length: a day-long Job sampled every 10 s stays a few hundred
+/// KiB of JSON. Peak and integral are accumulated on every sample, so they lose nothing.
+const MAX_SERIES: usize = 4096;
+
+/// One read of a cgroup's interface files.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reading {
+    pub memory_bytes: u64,
+    pub cpu_usage_usec: Option<u64>,
+    pub oom_kills: Option<u64>,
+    /// `memory.peak` (kernel 5.19 and later).
+    pub memory_peak_bytes: Option<u64>,
+}
+
+/// Finds the pod's cgroup directory (canonical) under `cgroup_root`, trying both cgroup drivers
+/// and every QoS class.
+pub fn find_pod_cgroup(cgroup_root: &Path, pod_uid: &str) -> Option<PathBuf> {
+    locate(&fs::canonicalize(cgroup_root).ok()?, pod_uid)
+}
+
+/// Reads the interface files of the cgroup `dir`; None when `memory.current` cannot be read.
+pub fn read_cgroup(cgroup_root: &Path, dir: &Path) -> Option<Reading> {
+    read_at(&fs::canonicalize(cgroup_root).ok()?, dir)
+}
+
+/// The container scopes inside a pod cgroup, by runtime container id.
+pub fn container_scopes(cgroup_root: &Path, pod_dir: &Path) -> Vec<(String, PathBuf)> {
+    match fs::canonicalize(cgroup_root) {
+        Ok(root) => scopes_at(&root, pod_dir),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn candidates(pod_uid: &str) -> Vec<PathBuf> {
+    // The systemd driver escapes the UID for the unit name; cgroupfs uses it as is.
+    let escaped = pod_uid.replace('-', "_");
+    let mut out = Vec::new();
+    for parent in SYSTEMD_PARENTS {
+        let prefix = parent
+            .rsplit('/')
+            .next()
+            .and_then(|slice| slice.strip_suffix(".slice"))
+            .unwrap_or("kubepods");
+        out.push(Path::new(parent).join(format!("{prefix}-pod{escaped}.slice")));
+        for qos in QOS_CLASSES {
+            out.push(Path::new(parent).join(format!(
+                "{prefix}-{qos}.slice/{prefix}-{qos}-pod{escaped}.slice"
+            )));
+        }
+    }
+    for parent in CGROUPFS_PARENTS {
+        out.push(Path::new(parent).join(format!("pod{pod_uid}")));
+        for qos in QOS_CLASSES {
+            out.push(Path::new(parent).join(qos).join(format!("pod{pod_uid}")));
+        }
+    }
+    out
+}
+
+fn locate(root: &Path, pod_uid: &str) -> Option<PathBuf> {
+    // A UID with anything but these would be a path, not a name.
+    let plausible = !pod_uid.is_empty()
+        && pod_uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !plausible {
+        return None;
+    }
+    candidates(pod_uid)
+        .into_iter()
+        .filter_map(|rel| inside(root, &root.join(rel)))
+        .find(|dir| dir.is_dir())
+}
+
+/// The canonical form of `path` if it resolves to somewhere under `root` (itself canonical).
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(path).ok()?;
+    real.starts_with(root).then_some(real)
+}
+
+fn read_small(root: &Path, path: &Path) -> Option<String> {
+    let real = inside(root, path)?;
+    let mut text = String::new();
+    fs::File::open(real)
+        .ok()?
+        .take(MAX_FILE_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+fn read_integer(root: &Path, path: &Path) -> Option<u64> {
+    read_small(root, path)?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`cpu.stat`, `memory.events`).
+fn read_keyed(root: &Path, path: &Path, key: &str) -> Option<u64> {
+    read_small(root, path)?.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+fn read_at(root: &Path, dir: &Path) -> Option<Reading> {
+    Some(Reading {
+        memory_bytes: read_integer(root, &dir.join("memory.current"))?,
+        cpu_usage_usec: read_keyed(root, &dir.join("cpu.stat"), "usage_usec"),
+        oom_kills: read_keyed(root, &dir.join("memory.events"), "oom_kill"),
+        memory_peak_bytes: read_integer(root, &dir.join("memory.peak")),
+    })
+}
+
+/// The runtime's container id in a scope name: `cri-containerd-<id>.scope`, `crio-<id>.scope`,
+/// `docker-<id>.scope` (systemd) or a bare `<id>` directory (cgroupfs).
+fn container_id(name: &str) -> Option<&str> {
+    // CRI-O's monitor process gets a scope of its own; it is not a container.
+    if name.contains("conmon") {
+        return None;
+    }
+    let base = name.strip_suffix(".scope").unwrap_or(name);
+    let id = base.rsplit('-').next()?;
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+fn scopes_at(root: &Path, pod_dir: &Path) -> Vec<(String, PathBuf)> {
+    let Some(pod_dir) = inside(root, pod_dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(&pod_dir) else {
+        return Vec::new();
+    };
+    let mut scopes: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name();
+            let id = container_id(name.to_str()?)?.to_string();
+            Some((id, e.path()))
+        })
+        .collect();
+    scopes.sort();
+    scopes
+}
+
+/// What one container scope used, over all the samples that found it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScopeUsage {
+    pub peak_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Accumulates the samples of one pod.
+#[derive(Debug, Default)]
+pub(crate) struct Sampler {
+    /// Cached so a sample costs a few reads, not a dozen lookups; dropped when it stops reading.
+    location: Option<PathBuf>,
+    series: Vec<(f64, u64, f64)>,
+    last: Option<(f64, u64)>,
+    used_byte_seconds: f64,
+    sampled_peak: Option<u64>,
+    kernel_peak: Option<u64>,
+    cpu_seconds: Option<f64>,
+    oom_kills: Option<u64>,
+    containers: BTreeMap<String, ScopeUsage>,
+}
+
+impl Sampler {
+    /// Reads the pod's cgroup once. `record` adds the reading to the memory-over-time series
+    /// (and its integral); otherwise it only updates the peak, CPU and OOM totals.
+    pub(crate) fn sample(&mut self, cgroup_root: &Path, pod_uid: &str, now: f64, record: bool) {
+        let Ok(root) = fs::canonicalize(cgroup_root) else {
+            return;
+        };
+        if self.location.is_none() {
+            self.location = locate(&root, pod_uid);
+        }
+        let Some(dir) = self.location.clone() else {
+            return;
+        };
+        let Some(reading) = read_at(&root, &dir) else {
+            self.location = None;
+            return;
+        };
+        self.sampled_peak = self.sampled_peak.max(Some(reading.memory_bytes));
+        self.kernel_peak = self.kernel_peak.max(reading.memory_peak_bytes);
+        self.oom_kills = self.oom_kills.max(reading.oom_kills);
+        if let Some(usec) = reading.cpu_usage_usec {
+            self.cpu_seconds = Some(self.cpu_seconds.unwrap_or(0.0).max(usec as f64 / 1e6));
+        }
+        for (id, scope_dir) in scopes_at(&root, &dir) {
+            if let Some(r) = read_at(&root, &scope_dir) {
+                let usage = self.containers.entry(id).or_default();
+                usage.peak_bytes = usage
+                    .peak_bytes
+                    .max(Some(r.memory_bytes))
+                    .max(r.memory_peak_bytes);
+                if let Some(usec) = r.cpu_usage_usec {
+                    usage.cpu_seconds = Some(usec as f64 / 1e6);
+                }
+            }
+        }
+        if record {
+            self.record(now, reading.memory_bytes);
+        }
+    }
+
+    fn record(&mut self, now: f64, memory: u64) {
+        if let Some((t, m)) = self.last {
+            // A clock step backwards would make a negative area.
+            if now <= t {
+                return;
+            }
+            self.used_byte_seconds += (now - t) * (m as f64 + memory as f64) / 2.0;
+        }
+        self.last = Some((now, memory));
+        self.series
+            .push((now, memory, self.cpu_seconds.unwrap_or(0.0)));
+        if self.series.len() > MAX_SERIES {
+            let newest = self.series.pop();
+            let mut index = 0;
+            self.series.retain(|_| {
+                index += 1;
+                index % 2 == 1
+            });
+            self.series.extend(newest);
+        }
+    }
+
+    pub(crate) fn has_samples(&self) -> bool {
+        self.last.is_some()
+    }
+
+    pub(crate) fn used_byte_seconds(&self) -> f64 {
+        self.used_byte_seconds
+    }
+
+    pub(crate) fn series(&self) -> &[(f64, u64, f64)] {
+        &self.series
+    }
+
+    /// The kernel's exact peak where it has one; the sampled maximum misses short spikes.
+    pub(crate) fn peak_bytes(&self) -> Option<u64> {
+        self.kernel_peak.max(self.sampled_peak)
+    }
+
+    pub(crate) fn peak_source(&self) -> Option<&'static str> {
+        match (self.kernel_peak, self.sampled_peak) {
+            (Some(k), s) if Some(k) >= s => Some("memory.peak"),
+            (_, Some(_)) => Some("samples"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn cpu_seconds(&self) -> Option<f64> {
+        self.cpu_seconds
+    }
+
+    pub(crate) fn oom_kills(&self) -> Option<u64> {
+        self.oom_kills
+    }
+
+    pub(crate) fn container(&self, id: &str) -> Option<&ScopeUsage> {
+        self.containers.get(id)
+    }
+
+    pub(crate) fn containers(&self) -> impl Iterator<Item = (&str, &ScopeUsage)> {
+        self.containers.iter().map(|(id, u)| (id.as_str(), u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{container_id as cid, pod_cgroup, pod_uid, write_usage, Layout};
+    use super::*;
+
+    const LAYOUTS: [Layout; 6] = [
+        Layout::Systemd("guaranteed"),
+        Layout::Systemd("burstable"),
+        Layout::Systemd("besteffort"),
+        Layout::Cgroupfs("guaranteed"),
+        Layout::Cgroupfs("burstable"),
+        Layout::Cgroupfs("besteffort"),
+    ];
+
+    #[test]
+    fn finds_pods_under_both_drivers_and_every_qos_class() {
+        for (n, layout) in LAYOUTS.into_iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let uid = pod_uid(n as u32);
+            // A neighbour pod of the same node must not be mistaken for ours.
+            pod_cgroup(tmp.path(), layout, &pod_uid(99), &cid(99));
+            let (pod_dir, _) = pod_cgroup(tmp.path(), layout, &uid, &cid(1));
+            let found = find_pod_cgroup(tmp.path(), &uid);
+            assert_eq!(
+                found,
+                Some(fs::canonicalize(&pod_dir).unwrap()),
+                "{layout:?}"
+            );
+            assert_eq!(
+                find_pod_cgroup(tmp.path(), &pod_uid(50)),
+                None,
+                "{layout:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn finds_pods_under_a_nested_kubelet_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = pod_uid(7);
+        let dir = tmp.path().join(format!(
+            "kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{}.slice",
+            uid.replace('-', "_")
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            find_pod_cgroup(tmp.path(), &uid),
+            Some(fs::canonicalize(dir).unwrap())
+        );
+    }
+
+    #[test]
+    fn uids_that_are_paths_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("kubepods/pod..")).unwrap();
+        assert_eq!(find_pod_cgroup(tmp.path(), ".."), None);
+        assert_eq!(find_pod_cgroup(tmp.path(), "../../etc"), None);
+        assert_eq!(find_pod_cgroup(tmp.path(), ""), None);
+    }
+
+    #[test]
+    fn reads_the_kernel_formats() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pod_dir, _) = pod_cgroup(
+            tmp.path(),
+            Layout::Systemd("burstable"),
+            &pod_uid(1),
+            &cid(1),
+        );
+        write_usage(&pod_dir, 123_456, 7_890, Some(200_000), 2);
+        let r = read_cgroup(tmp.path(), &pod_dir).unwrap();
+        assert_eq!(
+            r,
+            Reading {
+                memory_bytes: 123_456,
+                cpu_usage_usec: Some(7_890),
+                oom_kills: Some(2),
+                memory_peak_bytes: Some(200_000),
+            }
+        );
+        // Older kernels have no memory.peak; a missing cpu.stat is not fatal either.
+        fs::remove_file(pod_dir.join("memory.peak")).unwrap();
+        fs::remove_file(pod_dir.join("cpu.stat")).unwrap();
+        let r = read_cgroup(tmp.path(), &pod_dir).unwrap();
+        assert_eq!((r.memory_peak_bytes, r.cpu_usage_usec), (None, None));
+        fs::write(pod_dir.join("memory.current"), "garbage\n").unwrap();
+        assert_eq!(read_cgroup(tmp.path(), &pod_dir), None);
+        fs::remove_file(pod_dir.join("memory.current")).unwrap();
+        assert_eq!(read_cgroup(tmp.path(), &pod_dir), None);
+    }
+
+    #[test]
+    fn lists_container_scopes_by_runtime_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pod_dir, _) = pod_cgroup(
+            tmp.path(),
+            Layout::Systemd("besteffort"),
+            &pod_uid(1),
+            &cid(1),
+        );
+        fs::create_dir(pod_dir.join(format!("crio-{}.scope", cid(2)))).unwrap();
+        fs::create_dir(pod_dir.join(format!("crio-conmon-{}.scope", cid(3)))).unwrap();
+        fs::write(
+            pod_dir.join(format!("cri-containerd-{}.scope.txt", cid(4))),
+            "",
+        )
+        .unwrap();
+        let ids: Vec<_> = container_scopes(tmp.path(), &pod_dir)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, vec![cid(1), cid(2)]);
+
+        let (pod_dir, _) = pod_cgroup(
+            tmp.path(),
+            Layout::Cgroupfs("besteffort"),
+            &pod_uid(2),
+            &cid(5),
+        );
+        fs::create_dir(pod_dir.join("not-a-container")).unwrap();
+        let ids: Vec<_> = container_scopes(tmp.path(), &pod_dir)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, vec![cid(5)]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_out_of_the_root_are_not_followed() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        write_usage(outside.path(), 999, 999, None, 0);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cgroup");
+
+        // The pod directory itself points outside.
+        let uid = pod_uid(1);
+        let qos = root.join("kubepods/besteffort");
+        fs::create_dir_all(&qos).unwrap();
+        symlink(outside.path(), qos.join(format!("pod{uid}"))).unwrap();
+        assert_eq!(find_pod_cgroup(&root, &uid), None);
+        let mut s = Sampler::default();
+        s.sample(&root, &uid, 1.0, true);
+        assert!(!s.has_samples());
+
+        // A file inside a real pod directory points outside.
+        let uid = pod_uid(2);
+        let (pod_dir, _) = pod_cgroup(&root, Layout::Cgroupfs("burstable"), &uid, &cid(1));
+        symlink(
+            outside.path().join("memory.current"),
+            pod_dir.join("memory.current"),
+        )
+        .unwrap();
+        let mut s = Sampler::default();
+        s.sample(&root, &uid, 1.0, true);
+        assert!(!s.has_samples());
+        assert_eq!(s.peak_bytes(), None);
+
+        // A symlink that stays inside the root is fine (the root itself may be one).
+        let link_root = tmp.path().join("link");
+        symlink(&root, &link_root).unwrap();
+        fs::remove_file(pod_dir.join("memory.current")).unwrap();
+        write_usage(&pod_dir, 10, 20, None, 0);
+        s.sample(&link_root, &uid, 2.0, true);
+        assert_eq!(s.peak_bytes(), Some(10));
+    }
+
+    #[test]
+    fn sampler_integrates_and_survives_the_cgroup_vanishing() {
+        for layout in LAYOUTS {
+            let tmp = tempfile::tempdir().unwrap();
+            let uid = pod_uid(3);
+            let (pod_dir, ctr_dir) = pod_cgroup(tmp.path(), layout, &uid, &cid(3));
+            let mut s = Sampler::default();
+            s.sample(tmp.path(), &pod_uid(4), 0.0, true);
+            assert!(!s.has_samples(), "another pod's sample");
+
+            write_usage(&pod_dir, 100, 1_000_000, None, 0);
+            write_usage(&ctr_dir, 60, 900_000, None, 0);
+            s.sample(tmp.path(), &uid, 10.0, true);
+            write_usage(&pod_dir, 300, 2_500_000, None, 1);
+            write_usage(&ctr_dir, 250, 2_000_000, Some(280), 1);
+            s.sample(tmp.path(), &uid, 20.0, true);
+            s.sample(tmp.path(), &uid, 15.0, true); // clock stepped back: ignored
+            assert_eq!(s.used_byte_seconds(), 2_000.0, "{layout:?}");
+            assert_eq!(s.series(), &[(10.0, 100, 1.0), (20.0, 300, 2.5)]);
+            assert_eq!(
+                (s.peak_bytes(), s.peak_source()),
+                (Some(300), Some("samples"))
+            );
+            assert_eq!(s.cpu_seconds(), Some(2.5));
+            assert_eq!(s.oom_kills(), Some(1));
+            let scope = s.container(&cid(3)).unwrap();
+            assert_eq!(
+                (scope.peak_bytes, scope.cpu_seconds),
+                (Some(280), Some(2.0))
+            );
+
+            // Not recorded: totals move, the series does not.
+            write_usage(&pod_dir, 50, 2_600_000, Some(350), 1);
+            s.sample(tmp.path(), &uid, 30.0, false);
+            assert_eq!(s.series().len(), 2);
+            assert_eq!(
+                (s.peak_bytes(), s.peak_source()),
+                (Some(350), Some("memory.peak"))
+            );
+            assert_eq!(s.cpu_seconds(), Some(2.6));
+
+            fs::remove_dir_all(&pod_dir).unwrap();
+            s.sample(tmp.path(), &uid, 40.0, true);
+            s.sample(tmp.path(), &uid, 50.0, true);
+            assert_eq!(s.series().len(), 2);
+            assert_eq!(s.peak_bytes(), Some(350));
+        }
+    }
+
+    #[test]
+    fn long_series_are_thinned_but_keep_their_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = pod_uid(5);
+        let (pod_dir, _) = pod_cgroup(tmp.path(), Layout::Systemd("guaranteed"), &uid, &cid(5));
+        write_usage(&pod_dir, 1_000, 0, None, 0);
+        let mut s = Sampler::default();
+        for i in 0..=MAX_SERIES {
+            s.sample(tmp.path(), &uid, i as f64, true);
+        }
+        assert_eq!(s.series().len(), MAX_SERIES / 2 + 1);
+        assert_eq!(s.series().first().unwrap().0, 0.0);
+        assert_eq!(s.series().last().unwrap().0, MAX_SERIES as f64);
+        assert_eq!(s.used_byte_seconds(), 1_000.0 * MAX_SERIES as f64);
+    }
+}
