@@ -7,6 +7,7 @@
 pub mod path;
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 pub use path::{guess_job, JobGuess, PodDir};
 
@@ -54,6 +55,22 @@ pub trait MetadataSource: Send + Sync {
 
 /// (namespace, job, completion index)
 type JobKey = (String, String, Option<u32>);
+
+/// Pod objects from the Kubernetes API, for footprints (requests, limits, status timeline).
+pub trait PodObjects: Send + Sync {
+    fn pod(&self, uid: &str) -> Option<Arc<k8s_openapi::api::core::v1::Pod>>;
+}
+
+/// The pods the follower has given an identity (pinned metadata), by pod uid: what footprints
+/// are written for.
+pub type Identities = Arc<RwLock<HashMap<String, Arc<crate::contract::PodIdentity>>>>;
+
+/// Where metadata comes from besides the log path (all `None` with `--kube off`).
+#[derive(Clone, Default)]
+pub struct Sources {
+    pub metadata: Option<Arc<dyn MetadataSource>>,
+    pub pods: Option<Arc<dyn PodObjects>>,
+}
 
 /// Path-only attempt numbers: 1 + the number of pods of the same job (and completion index)
 /// seen on this node whose first log line is older. Pods are entered with their first line's
