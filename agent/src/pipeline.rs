@@ -11,7 +11,7 @@ use crate::checkpoint::StateDir;
 use crate::commit::Shipper;
 use crate::config::Config;
 use crate::error::{CliError, CliResult};
-use crate::meta::MetadataSource;
+use crate::meta::{Identities, Sources};
 use crate::store::{ErrorKind, Store};
 use crate::tail::TailContext;
 use crate::watch::Follower;
@@ -45,7 +45,7 @@ pub async fn run(
     node: String,
     drain: bool,
     stop: Arc<AtomicBool>,
-    source: Option<Arc<dyn MetadataSource>>,
+    sources: Sources,
 ) -> CliResult<RunSummary> {
     let store = Arc::new(Store::open(&cfg.store.url, cfg.store.path_style).await?);
     match store.check().await {
@@ -77,7 +77,17 @@ pub async fn run(
         cfg.batch.max_bytes,
         metrics.clone(),
     );
-    let follower = Follower::new(cfg, node, ctx, states, tx, stop, source);
+    let identities = Identities::default();
+    let follower = Follower::new(
+        cfg,
+        node,
+        ctx,
+        states,
+        tx,
+        stop,
+        sources.metadata.clone(),
+        identities.clone(),
+    );
     let reader = std::thread::Builder::new()
         .name("follower".into())
         .spawn(move || {

@@ -6,7 +6,9 @@ use crate::checkpoint::PodState;
 use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
-use crate::meta::{rfc3339_nanos, AttemptBook, JobIdentity, Lookup, MetadataSource, PodDir};
+use crate::meta::{
+    rfc3339_nanos, AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir,
+};
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub struct Follower {
     waiting: HashMap<String, Instant>,
     /// Pods not owned by a Job (not archived).
     ignored: HashSet<String>,
+    /// Every pinned identity, shared with the footprint sampler.
+    identities: Identities,
 }
 
 impl Follower {
@@ -52,8 +56,10 @@ impl Follower {
         tx: mpsc::Sender<Sealed>,
         stop: Arc<AtomicBool>,
         source: Option<Arc<dyn MetadataSource>>,
+        identities: Identities,
     ) -> Follower {
         Follower {
+            identities,
             source,
             waiting: HashMap::new(),
             ignored: HashSet::new(),
@@ -311,6 +317,9 @@ impl Follower {
         };
         let id = Arc::new(id);
         self.pods.insert(files.pod.uid.clone(), id.clone());
+        if let Ok(mut all) = self.identities.write() {
+            all.insert(files.pod.uid.clone(), id.clone());
+        }
         Some(id)
     }
 

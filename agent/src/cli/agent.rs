@@ -117,7 +117,8 @@ pub async fn run(args: AgentArgs) -> CliResult<()> {
     if !args.drain {
         spawn_signal_handler(stop.clone());
     }
-    let summary = crate::pipeline::run(cfg, node, args.drain, stop, None).await?;
+    let summary =
+        crate::pipeline::run(cfg, node, args.drain, stop, crate::meta::Sources::default()).await?;
     tracing::info!("{}", summary.line());
     if args.drain {
         eprintln!("jobarchive: drain done: {}", summary.line());

@@ -64,7 +64,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         "demo-node".into(),
         true,
         Arc::new(AtomicBool::new(false)),
-        None,
+        crate::meta::Sources::default(),
     )
     .await?;
     eprintln!("    {}", summary.line());
