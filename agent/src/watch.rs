@@ -48,6 +48,7 @@ pub struct Follower {
 }
 
 impl Follower {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
         node: String,
