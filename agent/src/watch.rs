@@ -146,6 +146,14 @@ impl Follower {
         use notify::Watcher;
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
+                // Our own reads raise open/access events: reacting to them would loop forever.
+                if matches!(
+                    ev.kind,
+                    notify::EventKind::Access(_)
+                        | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+                ) {
+                    return;
+                }
                 for p in ev.paths {
                     let _ = ev_tx.send(p);
                 }
@@ -166,6 +174,7 @@ impl Follower {
 
     /// An event under the log dir: mark its stream dirty, or discover its pod.
     fn on_path(&mut self, path: &Path) {
+        tracing::trace!(path = %path.display(), "event");
         let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else {
             return;
         };
@@ -271,8 +280,10 @@ impl Follower {
             return;
         }
         let Some(identity) = self.identity(&files) else {
+            tracing::trace!(pod = %files.pod.pod, "no identity yet");
             return;
         };
+        tracing::debug!(pod = %files.pod.pod, container = %files.container, restart = files.restart, "following stream");
         let checkpoint = self
             .states
             .get(&files.pod.uid)

@@ -94,8 +94,10 @@ fn node_name(cfg: &Config) -> CliResult<String> {
 }
 
 pub async fn run(args: AgentArgs) -> CliResult<()> {
-    let cfg = args.config()?;
+    let mut cfg = args.config()?;
     let node = node_name(&cfg)?;
+    // inotify reports absolute paths; everything else is easier to read in logs too.
+    cfg.log_dir = std::fs::canonicalize(&cfg.log_dir).unwrap_or(cfg.log_dir);
     if !cfg.log_dir.is_dir() {
         return Err(CliError::usage(format!(
             "log dir {} does not exist or is not a folder",

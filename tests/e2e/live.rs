@@ -1,0 +1,143 @@
+//! The long-running agent: pods deleted while it follows them, `kill -9` at random moments
+//! while a writer appends, SIGTERM flushing open batches. Every line must arrive exactly once.
+
+use jobarchive_e2e::*;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(node: &Node) -> Child {
+    node.agent()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start agent")
+}
+
+/// Wait (bounded) until `cond` holds; the bound is a safety net, not a timing assertion.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fetched(node: &Node, job: &str) -> Vec<String> {
+    let out = node.cli(&["fetch", job]).output().unwrap();
+    if out.status.code() != Some(0) {
+        return Vec::new();
+    }
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sigterm(child: &mut Child) {
+    unsafe_kill(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "agent exits 0 after SIGTERM");
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn pod_deleted_right_after_its_last_lines_loses_nothing() {
+    let node = Node::local();
+    let mut agent = start(&node);
+    let pod = node.pod("default", "cron-fail-29929854-64rlg", "uid-del");
+    let msgs: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+    pod.append("main", 0, &msgs[..200]);
+    let log = pod.log_path("main", 0);
+    eventually("the agent has the log file open", || {
+        holds_open(agent.id(), &log)
+    });
+    // The last lines, then the CronJob history limit fires and the kubelet deletes the pod
+    // folder before the agent could read them: they are read through its open descriptor.
+    pod.append("main", 0, &msgs[200..]);
+    std::fs::remove_dir_all(&pod.path).unwrap();
+    eventually("all 300 lines of the deleted pod in the store", || {
+        fetched(&node, "cron-fail-29929854") == msgs
+    });
+    let manifest = find_manifest(&node, "cron-fail-29929854");
+    assert_eq!(
+        manifest["containers"][0]["complete"], true,
+        "stream ended with its file: complete"
+    );
+    assert_eq!(manifest["cronjob"], "cron-fail");
+    sigterm(&mut agent);
+}
+
+#[test]
+fn sigterm_flushes_open_batches() {
+    let node = Node::local();
+    let mut agent = start(&node);
+    let pod = node.pod("default", "flush-x7k2p", "uid-f");
+    let msgs: Vec<String> = (0..50).map(|i| format!("before stop {i}")).collect();
+    pod.append("c", 0, &msgs);
+    // Wait until the agent has read them (its state dir shows it knows the pod), then stop it
+    // well before the batch age limit: the open batch must be shipped on the way out.
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&mut agent);
+    assert_eq!(fetched(&node, "flush"), msgs);
+}
+
+#[test]
+fn kill_9_at_random_moments_never_loses_or_duplicates() {
+    let node = Node::s3();
+    let pod = node.pod("default", "crashy-x7k2p", "uid-k");
+    let mut written = Vec::new();
+    let mut seed = 0x2545_f491_u64;
+    for cycle in 0..8 {
+        let mut agent = start(&node);
+        for burst in 0..5 {
+            let lines: Vec<String> = (0..200)
+                .map(|i| format!("cycle {cycle} burst {burst} line {i}"))
+                .collect();
+            pod.append("c", 0, &lines);
+            written.extend(lines);
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(Duration::from_millis(seed % 150));
+        }
+        unsafe_kill(agent.id(), "KILL");
+        let _ = agent.wait();
+    }
+    node.drain();
+    let got = fetched(&node, "crashy");
+    assert_eq!(got.len(), written.len(), "no line lost, none duplicated");
+    assert_eq!(got, written);
+}
+
+/// Does process `pid` hold `path` open? (what /proc/PID/fd shows)
+fn holds_open(pid: u32, path: &std::path::Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+}
+
+fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
+    let root = std::path::Path::new(&node.store).join("manifests");
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(&format!("job={job}/")) {
+                return serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            }
+        }
+    }
+    panic!("no manifest for {job}");
+}
