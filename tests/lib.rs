@@ -88,7 +88,8 @@ impl Node {
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--store")
-            .arg(&self.store);
+            .arg(&self.store)
+            .env("JOBARCHIVE_HTTP_LISTEN", "127.0.0.1:0");
         s3_env(&mut c);
         c
     }

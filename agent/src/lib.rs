@@ -16,6 +16,7 @@ pub mod discover;
 pub mod encode;
 pub mod error;
 pub mod footprint;
+pub mod http;
 pub mod meta;
 pub mod parse;
 pub mod pipeline;

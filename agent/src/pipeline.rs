@@ -30,6 +30,13 @@ pub struct Metrics {
     pub bytes_shipped: AtomicU64,
     pub upload_errors: AtomicU64,
     pub state_errors: AtomicU64,
+    pub files_open: AtomicU64,
+    pub pods_tracked: AtomicU64,
+    pub streams_tracked: AtomicU64,
+    /// When the oldest record read but not yet committed was read (0: none).
+    pub oldest_unshipped_unix_ms: AtomicU64,
+    /// Last turn of the reading loop (for /healthz).
+    pub heartbeat_unix_ms: AtomicU64,
 }
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
@@ -77,6 +84,23 @@ pub async fn run(
         cfg.batch.max_bytes,
         metrics.clone(),
     );
+    if !drain && !cfg.http_listen.is_empty() {
+        let metadata = sources.metadata.clone();
+        let http = Arc::new(crate::http::HttpState {
+            metrics: metrics.clone(),
+            store: store.clone(),
+            synced: Box::new(move || metadata.as_ref().is_none_or(|m| m.synced())),
+        });
+        let addr = crate::http::start(&cfg.http_listen, http)
+            .await
+            .map_err(|e| {
+                CliError::usage(format!(
+                    "cannot listen on {} (http_listen): {e}",
+                    cfg.http_listen
+                ))
+            })?;
+        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    }
     let identities = Identities::default();
     let follower = Follower::new(
         cfg,

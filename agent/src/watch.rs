@@ -106,6 +106,7 @@ impl Follower {
         let rescan_every = Duration::from_secs(self.cfg.rescan_interval_secs.max(1));
         let mut next_rescan = Instant::now() + rescan_every;
         while !self.stop.load(Relaxed) {
+            self.publish_gauges();
             if Instant::now() >= next_rescan || (!self.waiting.is_empty() && self.dirty.is_empty())
             {
                 self.rescan_waiting();
@@ -397,6 +398,30 @@ impl Follower {
             }
             self.send_all(&mut sealed);
         }
+    }
+
+    /// Gauges for /metrics and the heartbeat for /healthz.
+    fn publish_gauges(&self) {
+        let m = &self.ctx.metrics;
+        let now = crate::http::now_ms();
+        m.heartbeat_unix_ms.store(now, Relaxed);
+        m.streams_tracked.store(self.streams.len() as u64, Relaxed);
+        m.files_open.store(
+            self.streams.values().filter(|t| t.is_open()).count() as u64,
+            Relaxed,
+        );
+        let pods: HashSet<&str> = self.streams.keys().map(|k| k.0.as_str()).collect();
+        m.pods_tracked.store(pods.len() as u64, Relaxed);
+        let oldest = self
+            .streams
+            .values()
+            .filter(|t| !t.batch.is_empty())
+            .map(|t| t.batch.opened.elapsed())
+            .max();
+        let oldest_ms = oldest
+            .map(|age| now.saturating_sub(age.as_millis() as u64))
+            .unwrap_or(0);
+        m.oldest_unshipped_unix_ms.store(oldest_ms, Relaxed);
     }
 
     fn open_batch_bytes(&self) -> usize {

@@ -141,3 +141,73 @@ fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
     }
     panic!("no manifest for {job}");
 }
+
+/// GET over plain HTTP/1.1; returns (status, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split(' ').nth(1)?.parse().ok()?;
+    Some((
+        status,
+        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn health_readiness_and_metrics_over_http() {
+    let node = Node::local();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = node.dir.path().join("agent.toml");
+    std::fs::write(&config, "[batch]\nmax_age_secs = 1\n").unwrap();
+    let mut agent = node
+        .agent()
+        .arg("--config")
+        .arg(&config)
+        .arg(format!("--http-listen=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pod = node.pod("default", "metrics-x7k2p", "uid-m");
+    let msgs: Vec<String> = (0..120).map(|i| format!("metric line {i}")).collect();
+    pod.append("c", 0, &msgs);
+    pod.append_raw("c", 0, b"not a CRI line\n");
+    eventually("120 records shipped per /metrics", || {
+        http_get(port, "/metrics")
+            .is_some_and(|(_, body)| metric(&body, "jobarchive_shipped_records_total") == 120.0)
+    });
+    let (status, body) = http_get(port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(metric(&body, "jobarchive_read_lines_total"), 121.0);
+    assert_eq!(metric(&body, "jobarchive_parse_errors_total"), 1.0);
+    assert_eq!(metric(&body, "jobarchive_files_open"), 1.0);
+    assert_eq!(metric(&body, "jobarchive_pods_tracked"), 1.0);
+    assert!(metric(&body, "jobarchive_shipped_objects_total") >= 1.0);
+    assert!(body.contains("# TYPE jobarchive_read_bytes_total counter"));
+    assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
+    assert_eq!(http_get(port, "/readyz").unwrap().0, 200);
+    // The store folder disappears: not ready any more, still healthy.
+    std::fs::remove_dir_all(&node.store).unwrap();
+    assert_eq!(http_get(port, "/readyz").unwrap().0, 503);
+    assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
+    assert_eq!(http_get(port, "/nope").unwrap().0, 404);
+    sigterm(&mut agent);
+}

@@ -34,6 +34,9 @@ pub struct AgentArgs {
     /// Kubernetes API metadata: auto, on or off [default: auto]
     #[arg(long, env = "JOBARCHIVE_KUBE", value_enum)]
     pub kube: Option<KubeMode>,
+    /// Address of /healthz, /readyz and /metrics; empty: none [default: 0.0.0.0:9808]
+    #[arg(long, env = "JOBARCHIVE_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<String>,
     /// cgroup v2 mount [default: /sys/fs/cgroup]
     #[arg(long, env = "JOBARCHIVE_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
@@ -63,6 +66,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.kube {
             cfg.kube = v;
+        }
+        if let Some(v) = &self.http_listen {
+            cfg.http_listen = v.clone();
         }
         if let Some(v) = &self.cgroup_root {
             cfg.cgroup_root = v.clone();

@@ -51,6 +51,10 @@ pub enum Lookup {
 /// metadata.
 pub trait MetadataSource: Send + Sync {
     fn lookup(&self, pod: &PodDir) -> Lookup;
+    /// The source has its initial view (for /readyz).
+    fn synced(&self) -> bool {
+        true
+    }
 }
 
 /// (namespace, job, completion index)

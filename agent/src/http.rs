@@ -1,0 +1,204 @@
+//! The agent's HTTP endpoints: `/healthz` (the reading loop is turning), `/readyz` (the store
+//! answers and the API metadata is synced), `/metrics` (Prometheus text format).
+
+use crate::pipeline::Metrics;
+use crate::store::Store;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The follower must turn at least this often to be healthy (it wakes every 200 ms).
+const STALL: Duration = Duration::from_secs(60);
+
+pub struct HttpState {
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<Store>,
+    pub synced: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// Bind first (so a bad address is a startup error), then serve in the background.
+pub async fn start(listen: &str, state: Arc<HttpState>) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let st = state.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let st = st.clone();
+                    async move { Ok::<_, Infallible>(route(&st, req).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn route(st: &HttpState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/healthz" => healthz(st),
+        "/readyz" => readyz(st).await,
+        "/metrics" => text(StatusCode::OK, render_metrics(&st.metrics)),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz, /readyz or /metrics\n".into(),
+        ),
+    }
+}
+
+fn healthz(st: &HttpState) -> Response<Full<Bytes>> {
+    let beat = st.metrics.heartbeat_unix_ms.load(Relaxed);
+    let age = now_ms().saturating_sub(beat);
+    if beat > 0 && age <= STALL.as_millis() as u64 {
+        text(StatusCode::OK, "ok\n".into())
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reading loop stalled for {} s\n", age / 1000),
+        )
+    }
+}
+
+async fn readyz(st: &HttpState) -> Response<Full<Bytes>> {
+    if !(st.synced)() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "kubernetes metadata not synced yet\n".into(),
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(5), st.store.check()).await {
+        Ok(Ok(())) => text(StatusCode::OK, "ok\n".into()),
+        Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store: no answer within 5 s\n".into(),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+/// Prometheus exposition format; every series is a plain counter or gauge without labels, so
+/// cardinality stays fixed whatever the node runs.
+pub fn render_metrics(m: &Metrics) -> String {
+    let lag = match m.oldest_unshipped_unix_ms.load(Relaxed) {
+        0 => 0.0,
+        t => now_ms().saturating_sub(t) as f64 / 1000.0,
+    };
+    let rows: [(&str, &str, &str, f64); 13] = [
+        (
+            "jobarchive_read_bytes_total",
+            "counter",
+            "Bytes read from container log files.",
+            m.bytes_read.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_read_lines_total",
+            "counter",
+            "Physical log lines read.",
+            m.lines_read.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_parse_errors_total",
+            "counter",
+            "Malformed log lines skipped.",
+            m.parse_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_read_errors_total",
+            "counter",
+            "Log file open or read failures.",
+            m.read_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_shipped_records_total",
+            "counter",
+            "Records that landed in the store.",
+            m.records_shipped.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_shipped_objects_total",
+            "counter",
+            "Log objects that landed in the store.",
+            m.objects_shipped.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_shipped_bytes_total",
+            "counter",
+            "Compressed bytes of log objects that landed.",
+            m.bytes_shipped.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_upload_errors_total",
+            "counter",
+            "Failed store writes (each is retried).",
+            m.upload_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_state_errors_total",
+            "counter",
+            "Failed checkpoint writes.",
+            m.state_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_files_open",
+            "gauge",
+            "Log files held open.",
+            m.files_open.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_pods_tracked",
+            "gauge",
+            "Pods with streams being followed.",
+            m.pods_tracked.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_streams_tracked",
+            "gauge",
+            "Container streams being followed.",
+            m.streams_tracked.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_oldest_unshipped_seconds",
+            "gauge",
+            "Age of the oldest record read but not yet shipped (shipping lag).",
+            lag,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
