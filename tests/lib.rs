@@ -20,7 +20,30 @@ pub fn binary() -> PathBuf {
         "{} is missing: run `cargo build --bins` first (tests/run.sh does)",
         bin.display()
     );
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .expect("binary mtime");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src");
+    assert!(
+        newest_mtime(&src) <= built,
+        "{} is older than agent/src: run `cargo build --bins` first (tests/run.sh does)",
+        bin.display()
+    );
     bin
+}
+
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let t = if p.is_dir() {
+            newest_mtime(&p)
+        } else {
+            e.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 pub fn jobarchive() -> Command {
