@@ -9,5 +9,6 @@ source tests/s3-moto.sh
 cargo build --bins
 cargo test --workspace -- --test-threads=2
 python3 -m unittest tests/k8s_api/test_server.py bench/test_bench_tools.py
+python3 -m unittest tests/docs_test.py
 bash deploy/validate.sh
 "${XDG_CACHE_HOME:-$HOME/.cache}/jobarchive-venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy_test.py

@@ -439,11 +439,24 @@ impl Follower {
         self.send_all(&mut sealed);
     }
 
-    /// Blocks while the shipper is saturated: back-pressure reaches the reading here.
+    /// Waits while the shipper is saturated: back-pressure reaches the reading here. The
+    /// heartbeat keeps going meanwhile: waiting for the store is not a stalled agent.
     fn send_all(&mut self, sealed: &mut Vec<Sealed>) {
-        for s in sealed.drain(..) {
-            if self.tx.blocking_send(s).is_err() {
-                return;
+        use tokio::sync::mpsc::error::TrySendError;
+        for mut s in sealed.drain(..) {
+            loop {
+                match self.tx.try_send(s) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        s = back;
+                        self.ctx
+                            .metrics
+                            .heartbeat_unix_ms
+                            .store(crate::http::now_ms(), Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(TrySendError::Closed(_)) => return,
+                }
             }
         }
     }

@@ -133,12 +133,16 @@ impl S3Store {
     }
 
     pub async fn check(&self) -> Result<(), StoreError> {
+        // A one-key listing of our own prefix, not HeadBucket: the least-privilege policy allows
+        // s3:ListBucket only with an s3:prefix condition, which HeadBucket cannot satisfy.
         self.client
-            .head_bucket()
+            .list_objects_v2()
             .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .max_keys(1)
             .send()
             .await
-            .map_err(|e| self.error("HeadBucket", "", e))?;
+            .map_err(|e| self.error("ListObjectsV2", "", e))?;
         Ok(())
     }
 
