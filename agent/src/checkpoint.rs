@@ -95,6 +95,12 @@ impl StateDir {
         write_atomically(&self.path(&state.identity().pod_uid), &data)
     }
 
+    /// One pod's state, if it has a readable one (`load_all` deals with corrupt files).
+    pub fn load(&self, pod_uid: &str) -> Option<PodState> {
+        let data = std::fs::read(self.path(pod_uid)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
     /// Every readable pod state. A corrupt file is reported and set aside (renamed `.corrupt`),
     /// never fatal: that pod's streams start over from the beginning of their files, and the
     /// deterministic keys make the re-shipped batches overwrite what is already there.

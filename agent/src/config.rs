@@ -139,6 +139,12 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Whether pods of namespace `ns` are archived (`namespaces_include`/`_exclude`).
+    pub fn namespace_allowed(&self, ns: &str) -> bool {
+        (self.namespaces_include.is_empty() || self.namespaces_include.iter().any(|n| n == ns))
+            && !self.namespaces_exclude.iter().any(|n| n == ns)
+    }
+
     /// Values no run can work with, caught before anything starts.
     pub fn validate(&self) -> Result<(), String> {
         if !crate::contract::is_safe_segment(&self.cluster) {
@@ -155,6 +161,9 @@ impl Config {
         }
         if self.max_line_bytes < 16 {
             return Err("max_line_bytes must be at least 16".into());
+        }
+        if self.footprint.sample_interval_secs == 0 {
+            return Err("footprint.sample_interval_secs must be at least 1".into());
         }
         if self.store.upload_concurrency == 0 {
             return Err("store.upload_concurrency must be at least 1".into());
@@ -185,5 +194,6 @@ mod tests {
         assert!(Config::from_toml("[batch]\ncompression_level = 12").is_err());
         assert!(Config::from_toml("kube = \"maybe\"").is_err());
         assert!(Config::from_toml("cluster = \"a/b\"").is_err());
+        assert!(Config::from_toml("[footprint]\nsample_interval_secs = 0").is_err());
     }
 }

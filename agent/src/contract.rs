@@ -218,6 +218,10 @@ impl PodIdentity {
     pub fn manifest_key(&self) -> String {
         self.stream("", 0).manifest_key()
     }
+
+    pub fn footprint_key(&self) -> String {
+        self.stream("", 0).footprint_key()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -244,6 +248,22 @@ pub struct ObjectEntry {
 }
 
 impl Manifest {
+    /// The first and the last log-line timestamp of the attempt over every landed object.
+    /// Runtimes trim trailing zeros of the fraction, so the stamps are compared as times.
+    pub fn log_span(&self) -> Option<(&str, &str)> {
+        let nanos = |ts: &str| crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN);
+        let objects = || self.containers.iter().flat_map(|c| &c.objects);
+        let first = objects()
+            .map(|o| o.first_ts.as_str())
+            .filter(|ts| !ts.is_empty())
+            .min_by_key(|ts| nanos(ts))?;
+        let last = objects()
+            .map(|o| o.last_ts.as_str())
+            .filter(|ts| !ts.is_empty())
+            .max_by_key(|ts| nanos(ts))?;
+        Some((first, last))
+    }
+
     pub fn container_mut(&mut self, container: &str, restart: u32) -> &mut ContainerManifest {
         let i = match self
             .containers

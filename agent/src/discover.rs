@@ -79,12 +79,17 @@ pub fn stamp_unix(stamp: &str) -> Option<i64> {
 }
 
 /// Every pod folder of the log dir, with the folder names that do not parse counted apart.
+/// An unreadable log dir reads as empty.
 pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
+    read_pod_folders(log_dir).unwrap_or_default()
+}
+
+/// `pod_folders`, telling an unreadable log dir apart from an empty one: whoever concludes
+/// from a missing folder that its pod is gone must not conclude it from a failed read.
+pub fn read_pod_folders(log_dir: &Path) -> std::io::Result<(Vec<(PodDir, PathBuf)>, usize)> {
     let mut pods = Vec::new();
     let mut skipped = 0;
-    let Ok(entries) = std::fs::read_dir(log_dir) else {
-        return (pods, 0);
-    };
+    let entries = std::fs::read_dir(log_dir)?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         match (name.to_str().and_then(PodDir::parse), entry.file_type()) {
@@ -93,7 +98,7 @@ pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
         }
     }
     pods.sort_by(|a, b| a.1.cmp(&b.1));
-    (pods, skipped)
+    Ok((pods, skipped))
 }
 
 /// The streams of one pod folder. Containers are folders; anything else is ignored.

@@ -106,7 +106,7 @@ pub fn render_metrics(m: &Metrics) -> String {
         0 => 0.0,
         t => now_ms().saturating_sub(t) as f64 / 1000.0,
     };
-    let rows: [(&str, &str, &str, f64); 13] = [
+    let rows: [(&str, &str, &str, f64); 15] = [
         (
             "jobarchive_read_bytes_total",
             "counter",
@@ -160,6 +160,18 @@ pub fn render_metrics(m: &Metrics) -> String {
             "counter",
             "Failed checkpoint writes.",
             m.state_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_footprints_written_total",
+            "counter",
+            "Footprint documents written to the store.",
+            m.footprints_written.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_footprint_errors_total",
+            "counter",
+            "Footprint writes that failed (retried on the next pass).",
+            m.footprint_errors.load(Relaxed) as f64,
         ),
         (
             "jobarchive_files_open",

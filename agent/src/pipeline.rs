@@ -5,14 +5,19 @@
 //!     │ bounded channel of sealed batches (back-pressure: reading waits)
 //!     ▼
 //! Shipper task (compress on the blocking pool → store PUT → manifest → checkpoint)
+//!
+//! Footprint recorder task, beside them: every pod the follower pinned (shared `Identities`)
+//!     → cgroup samples + pod objects or log times → footprint documents in the store
+//!     (in a drain: one pass once everything is shipped, so log times are complete)
 //! ```
 
 use crate::checkpoint::StateDir;
 use crate::commit::Shipper;
 use crate::config::Config;
 use crate::error::{CliError, CliResult};
+use crate::footprint::Recorder;
 use crate::meta::{Identities, Sources};
-use crate::store::{ErrorKind, Store};
+use crate::store::{ErrorKind, Store, StoreError};
 use crate::tail::TailContext;
 use crate::watch::Follower;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -37,6 +42,8 @@ pub struct Metrics {
     pub oldest_unshipped_unix_ms: AtomicU64,
     /// Last turn of the reading loop (for /healthz).
     pub heartbeat_unix_ms: AtomicU64,
+    pub footprints_written: AtomicU64,
+    pub footprint_errors: AtomicU64,
 }
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
@@ -67,7 +74,7 @@ pub async fn run(
 
     let shipper = Arc::new(Shipper::new(
         store.clone(),
-        state,
+        state.clone(),
         states.clone(),
         cfg.batch.compression_level,
         cfg.store.upload_concurrency,
@@ -102,6 +109,16 @@ pub async fn run(
         tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     }
     let identities = Identities::default();
+    let recorder = Recorder::new(
+        &cfg,
+        &node,
+        store,
+        state,
+        identities.clone(),
+        sources.clone(),
+        metrics.clone(),
+        drain,
+    );
     let follower = Follower::new(
         cfg,
         node,
@@ -123,24 +140,48 @@ pub async fn run(
         })
         .map_err(|e| CliError::usage(format!("cannot start reader thread: {e}")))?;
 
+    let done = if drain {
+        match ship(shipper, rx, reader).await {
+            Ok(()) => recorder.drain().await.map(drop),
+            Err(e) => Err(e),
+        }
+    } else {
+        let (stop_recording, stopped) = tokio::sync::oneshot::channel();
+        let recording = tokio::spawn(recorder.run(stopped));
+        let shipped = ship(shipper, rx, reader).await;
+        // The last footprints after the last batches, so their log times are complete.
+        let _ = stop_recording.send(());
+        let _ = recording.await;
+        shipped
+    };
+    done.map_err(|e| CliError::store(e.message))?;
+    Ok(RunSummary { metrics })
+}
+
+/// Ships until the follower is done, then waits for its thread.
+async fn ship(
+    shipper: Arc<Shipper>,
+    rx: tokio::sync::mpsc::Receiver<crate::tail::Sealed>,
+    reader: std::thread::JoinHandle<()>,
+) -> Result<(), StoreError> {
     let shipped = shipper.run(rx).await;
     // On a store failure the shipper returns early and drops the channel; the reader then stops.
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
-    shipped.map_err(|e| CliError::store(e.message))?;
-    Ok(RunSummary { metrics })
+    shipped
 }
 
 impl RunSummary {
     pub fn line(&self) -> String {
         let m = &self.metrics;
         format!(
-            "read {} bytes ({} lines, {} malformed); shipped {} records in {} objects ({} bytes compressed)",
+            "read {} bytes ({} lines, {} malformed); shipped {} records in {} objects ({} bytes compressed); wrote {} footprints",
             m.bytes_read.load(Relaxed),
             m.lines_read.load(Relaxed),
             m.parse_errors.load(Relaxed),
             m.records_shipped.load(Relaxed),
             m.objects_shipped.load(Relaxed),
-            m.bytes_shipped.load(Relaxed)
+            m.bytes_shipped.load(Relaxed),
+            m.footprints_written.load(Relaxed)
         )
     }
 }

@@ -1,10 +1,12 @@
-//! The reading side shared by `fetch`, `ls` and `verify`: find a job's runs from the manifests,
-//! list its log objects in contract order, and stream their records with bounded parallelism,
-//! each record at most once.
+//! The reading side shared by `fetch`, `ls`, `report` and `verify`: find a job's runs from the
+//! manifests, list its log objects in contract order, stream their records with bounded
+//! parallelism, each record at most once, and load footprint documents.
 
 use crate::contract::{listing_prefix, LogKey, Manifest, RecordRead};
+use crate::footprint::Footprint;
 use crate::store::{Store, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
@@ -33,24 +35,35 @@ pub async fn manifests(
     ns: &str,
     job: Option<&str>,
 ) -> Result<Vec<Manifest>, StoreError> {
-    let objects = store
-        .list(&listing_prefix("manifests", cluster, ns, job))
-        .await?;
+    json_documents(store, &listing_prefix("manifests", cluster, ns, job)).await
+}
+
+/// Every footprint whose key starts with `prefix` (a job's folder, or `job={cronjob}-` for the
+/// Jobs of a CronJob), fetched with bounded parallelism.
+pub async fn footprints(store: &Store, prefix: &str) -> Result<Vec<Footprint>, StoreError> {
+    json_documents(store, prefix).await
+}
+
+/// The one-line JSON documents under `prefix` (manifests, footprints), in key order; an
+/// unreadable one is skipped with a warning rather than failing the whole read.
+async fn json_documents<T: DeserializeOwned>(
+    store: &Store,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
+    let objects = store.list(prefix).await?;
     stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
         .map(|o| async move {
             let data = store.get(&o.key).await?;
-            Ok::<_, StoreError>(
-                data.and_then(|d| match serde_json::from_slice::<Manifest>(&d) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        tracing::warn!(key = %o.key, error = %e, "unreadable manifest skipped");
-                        None
-                    }
-                }),
-            )
+            Ok::<_, StoreError>(data.and_then(|d| match serde_json::from_slice::<T>(&d) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    tracing::warn!(key = %o.key, error = %e, "unreadable document skipped");
+                    None
+                }
+            }))
         })
         .buffered(FETCH_PARALLELISM)
-        .try_filter_map(|m| async move { Ok(m) })
+        .try_filter_map(|doc| async move { Ok(doc) })
         .try_collect()
         .await
 }
@@ -77,11 +90,13 @@ pub fn job_runs(manifests: Vec<Manifest>) -> Vec<JobRun> {
         for o in m.containers.iter().flat_map(|c| &c.objects) {
             run.bytes += o.bytes;
             run.records += o.records;
-            if run.first_ts.is_empty() || earlier(&o.first_ts, &run.first_ts) {
-                run.first_ts = o.first_ts.clone();
+        }
+        if let Some((first, last)) = m.log_span() {
+            if run.first_ts.is_empty() || earlier(first, &run.first_ts) {
+                run.first_ts = first.to_string();
             }
-            if run.last_ts.is_empty() || earlier(&run.last_ts, &o.last_ts) {
-                run.last_ts = o.last_ts.clone();
+            if run.last_ts.is_empty() || earlier(&run.last_ts, last) {
+                run.last_ts = last.to_string();
             }
         }
         run.manifests.push(m);

@@ -249,9 +249,7 @@ impl Follower {
     }
 
     fn namespace_allowed(&self, ns: &str) -> bool {
-        (self.cfg.namespaces_include.is_empty()
-            || self.cfg.namespaces_include.iter().any(|n| n == ns))
-            && !self.cfg.namespaces_exclude.iter().any(|n| n == ns)
+        self.cfg.namespace_allowed(ns)
     }
 
     /// Path-only attempts need every pod's first log line before any number is handed out.
@@ -314,18 +312,7 @@ impl Follower {
                     self.book
                         .attempt(&files.pod.namespace, &job, &files.pod.uid)
                 });
-                PodIdentity {
-                    cluster: self.cfg.cluster.clone(),
-                    node: self.node.clone(),
-                    namespace: files.pod.namespace.clone(),
-                    pod: files.pod.pod.clone(),
-                    pod_uid: files.pod.uid.clone(),
-                    job: job.job,
-                    job_uid: job.job_uid,
-                    cronjob: job.cronjob,
-                    attempt,
-                    completion_index: job.completion_index,
-                }
+                job.pin(&self.cfg.cluster, &self.node, &files.pod, attempt)
             }
         };
         let id = Arc::new(id);

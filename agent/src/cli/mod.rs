@@ -4,6 +4,7 @@ pub mod agent;
 pub mod demo;
 pub mod fetch;
 pub mod ls;
+pub mod report;
 
 use crate::error::{CliError, CliResult};
 use crate::store::Store;
@@ -32,6 +33,8 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// List archived jobs
     Ls(ls::LsArgs),
+    /// Per-attempt resource footprints of a job (or of a CronJob's jobs), with a request recommendation
+    Report(report::ReportArgs),
     /// Demonstrate on generated pods of the seed study's three Jobs, with a local store
     Demo(demo::DemoArgs),
 }
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Agent(a) => agent::run(a).await,
         Command::Fetch(a) => fetch::run(a).await,
         Command::Ls(a) => ls::run(a).await,
+        Command::Report(a) => report::run(a).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

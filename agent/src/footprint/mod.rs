@@ -9,6 +9,7 @@
 
 pub mod cgroup;
 pub mod plot;
+pub mod recorder;
 pub mod report;
 pub mod timeline;
 
@@ -20,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub use plot::render_svg;
+pub use recorder::Recorder;
 pub use report::{build_cronjob_report, build_report, Report};
 
 /// One attempt's footprint document (CONTRACT §5). Fields after `samples` are extras; every field

@@ -11,6 +11,8 @@ use std::sync::{Arc, RwLock};
 
 pub use path::{guess_job, JobGuess, PodDir};
 
+use crate::contract::PodIdentity;
+
 /// What a metadata source says about a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobIdentity {
@@ -23,6 +25,22 @@ pub struct JobIdentity {
 }
 
 impl JobIdentity {
+    /// The pod's identity as pinned for all its records, manifest and footprint.
+    pub fn pin(self, cluster: &str, node: &str, dir: &PodDir, attempt: u32) -> PodIdentity {
+        PodIdentity {
+            cluster: cluster.to_string(),
+            node: node.to_string(),
+            namespace: dir.namespace.clone(),
+            pod: dir.pod.clone(),
+            pod_uid: dir.uid.clone(),
+            job: self.job,
+            job_uid: self.job_uid,
+            cronjob: self.cronjob,
+            attempt,
+            completion_index: self.completion_index,
+        }
+    }
+
     pub fn from_path(dir: &PodDir) -> JobIdentity {
         let g = guess_job(&dir.pod);
         JobIdentity {
@@ -66,8 +84,8 @@ pub trait PodObjects: Send + Sync {
 }
 
 /// The pods the follower has given an identity (pinned metadata), by pod uid: what footprints
-/// are written for.
-pub type Identities = Arc<RwLock<HashMap<String, Arc<crate::contract::PodIdentity>>>>;
+/// are written for. The footprint recorder removes a pod once its final footprint is written.
+pub type Identities = Arc<RwLock<HashMap<String, Arc<PodIdentity>>>>;
 
 /// Where metadata comes from besides the log path (all `None` with `--kube off`).
 #[derive(Clone, Default)]
