@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 pub struct Shipper {
@@ -27,11 +27,17 @@ pub struct Shipper {
     /// Drain runs give up (exit 3) instead of waiting for the store to come back.
     give_up: bool,
     /// Compression is CPU-bound: at most one batch per core at a time.
-    compressing: Semaphore,
+    /// Taken before a batch is handed to a task, so uncompressed batches in flight are at most
+    /// one per core (memory stays flat however slow the store is).
+    compressing: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
 type StreamId = (String, String, u32);
+
+/// Sealed batches taken off the channel but not yet started (waiting for their stream's previous
+/// batch or a compression slot).
+const QUEUED_BATCHES: usize = 2;
 
 fn stream_id(m: &StreamMeta) -> StreamId {
     (m.pod_uid.clone(), m.container.clone(), m.restart)
@@ -64,7 +70,7 @@ impl Shipper {
             concurrency,
             max_retries,
             give_up,
-            compressing: Semaphore::new(cores),
+            compressing: Arc::new(Semaphore::new(cores)),
             metrics,
         }
     }
@@ -82,7 +88,7 @@ impl Shipper {
                 return Ok(());
             }
             tokio::select! {
-                msg = rx.recv(), if open && queued < self.concurrency => match msg {
+                msg = rx.recv(), if open && queued < QUEUED_BATCHES => match msg {
                     Some(s) => queues.entry(stream_id(&s.meta)).or_default().push_back(s),
                     None => open = false,
                 },
@@ -105,34 +111,41 @@ impl Shipper {
             if tasks.len() >= self.concurrency {
                 break;
             }
-            if busy.contains(id) {
+            if busy.contains(id) || q.is_empty() {
                 continue;
             }
+            let Ok(permit) = self.compressing.clone().try_acquire_owned() else {
+                break;
+            };
             if let Some(s) = q.pop_front() {
                 busy.insert(id.clone());
                 let me = self.clone();
                 let id = id.clone();
-                tasks.spawn(async move { (id, me.ship(s).await) });
+                tasks.spawn(async move { (id, me.ship(s, permit).await) });
             }
         }
         queues.retain(|_, q| !q.is_empty());
     }
 
-    async fn ship(self: Arc<Self>, mut s: Sealed) -> Result<(), StoreError> {
+    async fn ship(
+        self: Arc<Self>,
+        mut s: Sealed,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), StoreError> {
         let entry = if s.batch.records > 0 {
-            Some(self.upload(&mut s).await?)
+            Some(self.upload(&mut s, permit).await?)
         } else {
+            drop(permit);
             None
         };
         self.commit(s, entry).await
     }
 
-    async fn upload(&self, s: &mut Sealed) -> Result<ObjectEntry, StoreError> {
-        let permit = self
-            .compressing
-            .acquire()
-            .await
-            .map_err(|e| StoreError::fatal(e.to_string()))?;
+    async fn upload(
+        &self,
+        s: &mut Sealed,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<ObjectEntry, StoreError> {
         let data = std::mem::take(&mut s.batch.data);
         let level = self.level;
         let (gz, sha) = tokio::task::spawn_blocking(move || {

@@ -7,6 +7,7 @@ use jobarchive::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -26,6 +27,18 @@ fn main() {
     if let Err(e) = result {
         eprintln!("jobarchive: error: {e}");
         std::process::exit(e.code as i32);
+    }
+}
+
+/// Batches are a few MiB each. glibc would raise its mmap threshold after the first one is freed
+/// and keep later ones in per-thread arenas, so freed batches would stay in the RSS; a fixed
+/// threshold returns them to the kernel, and two arenas suffice for this process.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

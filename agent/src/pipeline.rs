@@ -47,7 +47,7 @@ pub struct Metrics {
 }
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
-const QUEUE_BATCHES: usize = 2;
+const QUEUE_BATCHES: usize = 1;
 
 pub struct RunSummary {
     pub metrics: Arc<Metrics>,

@@ -478,7 +478,16 @@ impl StreamTail {
             Parser::new(f, ctx.max_line)
         });
         match parser.push(line, off, cut) {
-            Ok(Some(rec)) => self.batch.push(&self.encoder, &rec, end),
+            Ok(Some(rec)) => {
+                if self.batch.data.capacity() == 0 {
+                    // One allocation per batch instead of doubling through every size (and
+                    // leaving a twice-too-large block behind); untouched pages cost no memory.
+                    self.batch
+                        .data
+                        .reserve_exact(ctx.batch_max_bytes + LINE_SLACK);
+                }
+                self.batch.push(&self.encoder, &rec, end)
+            }
             Ok(None) => {}
             Err(e) => {
                 let n = ctx.metrics.parse_errors.fetch_add(1, Relaxed);
