@@ -391,7 +391,7 @@ def test_every_namespaced_object_is_in_the_jobarchive_namespace(target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_cluster_role_is_exactly_read_only_pods_jobs_cronjobs(target):
+def test_cluster_role_is_exactly_read_only_pods_and_jobs(target):
     role = one(target, "ClusterRole", "jobarchive")
     granted = set()
     for rule in role["rules"]:
@@ -402,7 +402,7 @@ def test_cluster_role_is_exactly_read_only_pods_jobs_cronjobs(target):
                     granted.add((g, r, v))
     assert granted == {
         ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
-        ("batch", "jobs", "get"), ("batch", "cronjobs", "get"),
+        ("batch", "jobs", "get"),
     }
     assert not objects(target, "Role") and not objects(target, "RoleBinding")
     assert [o["metadata"]["name"] for o in objects(target, "ClusterRole")] == ["jobarchive"]

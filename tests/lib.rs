@@ -2,6 +2,8 @@
 //! way the kubelet and containerd write it, and a real S3-compatible server (moto, started by
 //! tests/run.sh; its address comes in `S3_ENDPOINT`).
 
+pub mod k8s;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -102,9 +104,14 @@ impl Node {
 
     /// `jobarchive agent` with this node's dirs and store, path-only metadata.
     pub fn agent(&self) -> Command {
+        self.agent_kube("off")
+    }
+
+    /// `jobarchive agent --kube=MODE` with this node's dirs and store.
+    pub fn agent_kube(&self, mode: &str) -> Command {
         let mut c = jobarchive();
         c.arg("agent")
-            .arg("--kube=off")
+            .arg(format!("--kube={mode}"))
             .arg("--node-name=node-1")
             .arg("--log-dir")
             .arg(self.log_dir())

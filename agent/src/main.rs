@@ -43,8 +43,10 @@ fn tune_allocator() {
 }
 
 fn init_logging(cli: &Cli) {
+    // kube-client and kube-runtime's watcher log every failed request and retry; the agent
+    // reports API trouble itself, once per change of state (meta::kube::health).
     let default = match cli.command {
-        Command::Agent(_) => "info",
+        Command::Agent(_) => "info,kube_client=off,kube_runtime=off",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

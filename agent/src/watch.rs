@@ -81,6 +81,7 @@ impl Follower {
     /// `--drain`: everything present up to EOF, every batch closed, then return.
     pub fn drain(mut self) {
         self.rescan();
+        self.settle_waiting();
         let keys: Vec<StreamKey> = self.sorted_keys();
         for key in keys {
             let Some(mut tail) = self.streams.remove(&key) else {
@@ -95,6 +96,16 @@ impl Follower {
             }
             self.send_all(&mut sealed);
             tail.close();
+        }
+    }
+
+    /// Pods whose metadata is not known yet get their bounded wait here, since a drain looks at
+    /// each pod once: they ship with what the source says by then, or with path metadata.
+    fn settle_waiting(&mut self) {
+        let give_up = Instant::now() + Duration::from_secs(self.cfg.metadata_wait_secs + 1);
+        while !self.waiting.is_empty() && !self.stop.load(Relaxed) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(200));
+            self.rescan_waiting();
         }
     }
 
@@ -334,6 +345,7 @@ impl Follower {
                 Some(id)
             }
             Lookup::NotAJob if self.cfg.include_pods_without_job => {
+                self.waiting.remove(&pod.uid);
                 Some(JobIdentity::from_path(pod))
             }
             Lookup::NotAJob => {

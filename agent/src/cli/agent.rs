@@ -3,10 +3,16 @@
 
 use crate::config::{Config, KubeMode};
 use crate::error::{CliError, CliResult};
+use crate::meta::kube::{cluster_config, KubeSource};
+use crate::meta::Sources;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `--drain` waits for the first list of the node's pods.
+const DRAIN_SYNC_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
@@ -110,28 +116,65 @@ pub async fn run(args: AgentArgs) -> CliResult<()> {
             cfg.log_dir.display()
         )));
     }
-    match cfg.kube {
-        KubeMode::On => {
-            return Err(CliError::usage(
-                "--kube on: this build reads metadata from log paths only; use --kube off or auto",
-            ))
-        }
-        KubeMode::Auto => {
-            tracing::info!("Kubernetes API metadata not enabled; using metadata from log paths")
-        }
-        KubeMode::Off => {}
-    }
+    let kube = kube_source(&cfg, &node).await?;
     let stop = Arc::new(AtomicBool::new(false));
     if !args.drain {
         spawn_signal_handler(stop.clone());
     }
-    let summary =
-        crate::pipeline::run(cfg, node, args.drain, stop, crate::meta::Sources::default()).await?;
+    if let (true, Some(src)) = (args.drain, &kube) {
+        wait_for_pod_list(src).await;
+    }
+    let summary = crate::pipeline::run(cfg, node, args.drain, stop, sources(kube)).await?;
     tracing::info!("{}", summary.line());
     if args.drain {
         eprintln!("jobarchive: drain done: {}", summary.line());
     }
     Ok(())
+}
+
+fn sources(kube: Option<Arc<KubeSource>>) -> Sources {
+    match kube {
+        Some(src) => Sources {
+            metadata: Some(src.clone()),
+            pods: Some(src),
+        },
+        None => Sources::default(),
+    }
+}
+
+/// `auto`: the API when a cluster configuration is found, else log paths (one warning);
+/// `on`: no configuration is a usage error; `off`: log paths.
+async fn kube_source(cfg: &Config, node: &str) -> CliResult<Option<Arc<KubeSource>>> {
+    if cfg.kube == KubeMode::Off {
+        return Ok(None);
+    }
+    match cluster_config()
+        .await
+        .and_then(|config| KubeSource::start(config, node))
+    {
+        Ok(src) => {
+            tracing::info!(
+                node,
+                "Kubernetes API metadata on; watching this node's pods"
+            );
+            Ok(Some(Arc::new(src)))
+        }
+        Err(e) if cfg.kube == KubeMode::On => Err(CliError::usage(format!("--kube on: {e}"))),
+        Err(e) => {
+            tracing::warn!("{e}; using metadata from log paths only (no job_uid)");
+            Ok(None)
+        }
+    }
+}
+
+/// Drained pods should get API metadata: give the first pod list a bounded time to arrive.
+async fn wait_for_pod_list(src: &KubeSource) {
+    if !src.wait_synced(DRAIN_SYNC_WAIT).await {
+        tracing::warn!(
+            waited_secs = DRAIN_SYNC_WAIT.as_secs(),
+            "no pod list from the Kubernetes API yet; pods wait up to metadata_wait_secs, then ship with metadata from their log paths"
+        );
+    }
 }
 
 /// First SIGTERM/SIGINT: stop reading, flush every batch, checkpoint, exit. Second: exit now.

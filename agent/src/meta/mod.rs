@@ -1,9 +1,10 @@
 //! The enrich stage: who a pod is (job, job_uid, cronjob, attempt, completion index).
 //!
-//! `path` guesses from folder and pod names alone; the Kubernetes API source plugs in through
-//! `Resolution` (a later stage of the project). Attempts without the API are numbered by the
-//! first log line of each pod of a job seen on this node (`AttemptBook`).
+//! `path` guesses from folder and pod names alone; `kube` asks the Kubernetes API, plugged in
+//! through `MetadataSource`. Attempts without the API are numbered by the first log line of each
+//! pod of a job seen on this node (`AttemptBook`).
 
+pub mod kube;
 pub mod path;
 
 use std::collections::HashMap;
