@@ -79,12 +79,11 @@ pub fn stamp_unix(stamp: &str) -> Option<i64> {
 }
 
 /// Every pod folder of the log dir, with the folder names that do not parse counted apart.
-pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
+/// `None` when the log dir cannot be listed (not "no pods": nothing may be forgotten then).
+pub fn pod_folders(log_dir: &Path) -> Option<(Vec<(PodDir, PathBuf)>, usize)> {
     let mut pods = Vec::new();
     let mut skipped = 0;
-    let Ok(entries) = std::fs::read_dir(log_dir) else {
-        return (pods, 0);
-    };
+    let entries = std::fs::read_dir(log_dir).ok()?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         match (name.to_str().and_then(PodDir::parse), entry.file_type()) {
@@ -93,7 +92,7 @@ pub fn pod_folders(log_dir: &Path) -> (Vec<(PodDir, PathBuf)>, usize) {
         }
     }
     pods.sort_by(|a, b| a.1.cmp(&b.1));
-    (pods, skipped)
+    Some((pods, skipped))
 }
 
 /// The streams of one pod folder. Containers are folders; anything else is ignored.
@@ -168,7 +167,13 @@ pub fn resolve_roots(roots: &[PathBuf]) -> Vec<PathBuf> {
 /// Open a log file, then check what was really opened (via /proc/self/fd, so no symlink swap
 /// between check and open can fool it) lies inside an allowed root.
 pub fn open_checked(path: &Path, roots: &[PathBuf]) -> std::io::Result<File> {
-    let file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO planted where a log should be would otherwise wait for a
+    // writer forever, and the one reading thread with it. Regular files ignore the flag.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let real = real_path(&file).or_else(|_| std::fs::canonicalize(path))?;
     if !roots.iter().any(|r| real.starts_with(r)) {
         return Err(std::io::Error::new(
@@ -247,7 +252,7 @@ mod tests {
         std::fs::write(pod.join("main/1.log"), "").unwrap();
         std::fs::write(pod.join("main/notes.txt"), "").unwrap();
         std::fs::write(logs.join("not-a-pod"), "").unwrap();
-        let (pods, skipped) = pod_folders(&logs);
+        let (pods, skipped) = pod_folders(&logs).unwrap();
         assert_eq!((pods.len(), skipped), (1, 1));
         let streams = pod_streams(&pods[0].0, &pods[0].1);
         assert_eq!(
