@@ -1,12 +1,13 @@
 //! End-to-end test harness: the real `jobarchive` binary, a kubelet-style pods tree written the
 //! way the kubelet and containerd write it, and a real S3-compatible server (moto, started by
-//! tests/run.sh; its address comes in `S3_ENDPOINT`).
+//! tests/run.sh; its address comes in `S3_ENDPOINT`). A test that needs to take the store down
+//! owns a moto process of its own (`Moto`).
 
 pub mod k8s;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The binary under test: built by `cargo build` before the tests (tests/run.sh does it).
@@ -70,6 +71,8 @@ pub fn run_expect(cmd: &mut Command, code: i32) -> Output {
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub store: String,
+    /// The S3 endpoint of a store on a test's own moto (default: `S3_ENDPOINT`).
+    pub endpoint: Option<String>,
 }
 
 impl Node {
@@ -77,7 +80,11 @@ impl Node {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("pods")).unwrap();
         let store = dir.path().join("store").display().to_string();
-        Node { dir, store }
+        Node {
+            dir,
+            store,
+            endpoint: None,
+        }
     }
 
     /// A node whose store is a fresh bucket on the test S3 server.
@@ -86,6 +93,25 @@ impl Node {
         let mut node = Node::local();
         node.store = format!("s3://{bucket}/archive");
         node
+    }
+
+    /// A node whose store is `bucket` on a test's own moto.
+    pub fn s3_on(moto: &Moto, bucket: &str) -> Node {
+        moto.create_bucket(bucket);
+        let mut node = Node::local();
+        node.store = format!("s3://{bucket}/archive");
+        node.endpoint = Some(moto.endpoint.clone());
+        node
+    }
+
+    fn s3_env(&self, c: &mut Command) {
+        match &self.endpoint {
+            Some(ep) => {
+                c.env("AWS_ENDPOINT_URL", ep)
+                    .env("JOBARCHIVE_S3_PATH_STYLE", "true");
+            }
+            None => s3_env(c),
+        }
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -120,7 +146,7 @@ impl Node {
             .arg("--store")
             .arg(&self.store)
             .env("JOBARCHIVE_HTTP_LISTEN", "127.0.0.1:0");
-        s3_env(&mut c);
+        self.s3_env(&mut c);
         c
     }
 
@@ -132,7 +158,7 @@ impl Node {
     pub fn cli(&self, args: &[&str]) -> Command {
         let mut c = jobarchive();
         c.args(args).arg("--store").arg(&self.store);
-        s3_env(&mut c);
+        self.s3_env(&mut c);
         c
     }
 
@@ -180,6 +206,24 @@ impl PodLogs {
             writeln!(buf, "{} stdout F {l}", ts_now()).unwrap();
         }
         f.write_all(&buf).unwrap();
+    }
+
+    /// Rotate `N.log` as the kubelet does: rename it `N.log.YYYYMMDD-hhmmss`; the runtime's
+    /// next write creates a new `N.log`. Stamps are unique and increasing within a test run.
+    pub fn rotate(&self, container: &str, restart: u32) {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let secs = now + u64::from(NEXT.fetch_add(1, Ordering::Relaxed));
+        let (y, mo, d) = civil_from_days((secs / 86400) as i64);
+        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let from = self.log_path(container, restart);
+        let to = from.with_file_name(format!(
+            "{restart}.log.{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"
+        ));
+        std::fs::rename(from, to).unwrap();
     }
 
     /// Append raw bytes as they are (partial chunks, malformed lines...).
@@ -241,6 +285,11 @@ pub fn new_bucket() -> String {
     let endpoint = std::env::var("S3_ENDPOINT").expect(
         "S3_ENDPOINT is not set: run the tests with tests/run.sh, which starts the S3 test server",
     );
+    create_bucket(&endpoint, &bucket);
+    bucket
+}
+
+fn create_bucket(endpoint: &str, bucket: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,10 +305,203 @@ pub fn new_bucket() -> String {
             .build();
         aws_sdk_s3::Client::from_conf(conf)
             .create_bucket()
-            .bucket(&bucket)
+            .bucket(bucket)
             .send()
             .await
             .expect("create test bucket");
     });
-    bucket
+}
+
+/// A moto S3 server owned by one test, so the test can take the store down (`stop`) and bring
+/// it back on the same address (`start`: empty, as moto keeps objects in memory).
+pub struct Moto {
+    pub endpoint: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let mut moto = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            child: None,
+        };
+        moto.restart();
+        moto
+    }
+
+    /// The venv tests/s3-moto.sh installs moto into.
+    pub fn venv() -> PathBuf {
+        if let Ok(v) = std::env::var("MOTO_VENV") {
+            return v.into();
+        }
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+        PathBuf::from(cache).join("ci-moto-5.2.5")
+    }
+
+    /// (Re)start on the same port and wait until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(Self::venv().join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (tests/s3-moto.sh installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start on {}",
+                self.endpoint
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let req = "GET /moto-api/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let mut resp = String::new();
+        s.write_all(req.as_bytes()).is_ok()
+            && s.read_to_string(&mut resp).is_ok()
+            && resp.starts_with("HTTP/1.1 200")
+    }
+
+    /// The store goes away at once (kill -9): connections are refused until `restart`.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        create_bucket(&self.endpoint, bucket);
+    }
+
+    /// Switch moto's authentication on with a new IAM key allowed everything; returns
+    /// (access key id, secret access key).
+    pub fn enable_auth(&self) -> (String, String) {
+        let script = r#"
+import json, sys, urllib.request, boto3
+ep = sys.argv[1]
+iam = boto3.client("iam", endpoint_url=ep, region_name="us-east-1",
+                   aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+iam.create_user(UserName="e2e")
+iam.put_user_policy(UserName="e2e", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="e2e")["AccessKey"]
+urllib.request.urlopen(urllib.request.Request(ep + "/moto-api/reset-auth", data=b"0",
+                       method="POST", headers={"Content-Type": "text/plain"})).read()
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+        let out = Command::new(Self::venv().join("bin/python"))
+            .args(["-c", script, &self.endpoint])
+            .output()
+            .expect("run moto's python");
+        assert!(
+            out.status.success(),
+            "enable moto auth: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut it = text.split_whitespace().map(str::to_string);
+        (it.next().unwrap(), it.next().unwrap())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait (bounded) until `cond` holds; the bound is a safety net, not a timing assertion.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Messages `fetch JOB` prints (empty when it finds nothing or the store is down).
+pub fn fetched(node: &Node, job: &str) -> Vec<String> {
+    let out = node.cli(&["fetch", job]).output().unwrap();
+    if out.status.code() != Some(0) {
+        return Vec::new();
+    }
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Send a signal with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+/// Does process `pid` hold `path` open? (what /proc/PID/fd shows)
+pub fn holds_open(pid: u32, path: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+}
+
+/// GET over plain HTTP/1.1; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split(' ').nth(1)?.parse().ok()?;
+    Some((
+        status,
+        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
+}
+
+/// The value of an unlabelled series in a /metrics body (-1 when absent).
+pub fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// The value of a metric of an agent serving /metrics on `port` (-1 when it does not answer).
+pub fn agent_metric(port: u16, name: &str) -> f64 {
+    http_get(port, "/metrics").map_or(-1.0, |(_, body)| metric(&body, name))
 }

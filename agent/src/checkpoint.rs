@@ -15,6 +15,10 @@ pub struct PodState {
     /// First log line of the pod (ns since the epoch): numbers path-only attempts after restarts.
     pub first_line_nanos: Option<i128>,
     pub streams: Vec<StreamCheckpoint>,
+    /// The manifest in the store is behind this one (the store failed right after an upload):
+    /// it is written again when the store answers, even after a restart.
+    #[serde(default)]
+    pub manifest_pending: bool,
 }
 
 /// Where a stream's committed data ends, in stream offsets and in the file that held it.
@@ -27,15 +31,7 @@ pub struct StreamCheckpoint {
     pub file: Option<FileMark>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileMark {
-    pub dev: u64,
-    pub ino: u64,
-    pub base: u64,
-    /// Unix seconds when this file was last seen as the current `N.log`: after a rotation the
-    /// first rotated file named later than this is the one it became.
-    pub seen_unix: i64,
-}
+pub use crate::contract::FileMark;
 
 impl PodState {
     pub fn new(identity: PodIdentity) -> PodState {
@@ -47,6 +43,28 @@ impl PodState {
             },
             first_line_nanos: None,
             streams: Vec::new(),
+            manifest_pending: false,
+        }
+    }
+
+    /// A pod whose state file was lost, rebuilt from its manifest in the store: every stream
+    /// resumes where its landed objects end.
+    pub fn from_manifest(manifest: Manifest) -> PodState {
+        let streams = manifest
+            .containers
+            .iter()
+            .map(|c| StreamCheckpoint {
+                container: c.container.clone(),
+                restart: c.restart,
+                offset: c.end_offset,
+                file: c.file.clone(),
+            })
+            .collect();
+        PodState {
+            manifest,
+            first_line_nanos: None,
+            streams,
+            manifest_pending: false,
         }
     }
 
@@ -102,8 +120,9 @@ impl StateDir {
     }
 
     /// Every readable pod state. A corrupt file is reported and set aside (renamed `.corrupt`),
-    /// never fatal: that pod's streams start over from the beginning of their files, and the
-    /// deterministic keys make the re-shipped batches overwrite what is already there.
+    /// never fatal: that pod resumes from its manifest in the store (`Shipper::recover`), or,
+    /// failing that, from the beginning of its files, the deterministic keys making re-shipped
+    /// batches overwrite what is already there.
     pub fn load_all(&self) -> HashMap<String, PodState> {
         let mut out = HashMap::new();
         let Ok(entries) = std::fs::read_dir(&self.pods) else {
@@ -122,12 +141,16 @@ impl StateDir {
                     out.insert(state.identity().pod_uid.clone(), state);
                 }
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "corrupt checkpoint set aside; its pod is read again from the start");
+                    tracing::warn!(file = %path.display(), error = %e, "corrupt checkpoint set aside; its pod resumes from its manifest in the store");
                     let _ = std::fs::rename(&path, path.with_extension("corrupt"));
                 }
             }
         }
         out
+    }
+
+    pub fn describe(&self) -> String {
+        self.pods.display().to_string()
     }
 
     pub fn remove(&self, pod_uid: &str) {

@@ -2,94 +2,134 @@
 //! key, then — in offset order per stream — record it in the pod's manifest (in the store) and
 //! advance the checkpoint (in the state dir). One batch of a stream is in flight at a time, so
 //! commits are in order; streams ship concurrently up to `upload_concurrency`.
+//!
+//! When the store fails (after the SDK's and our retries) or is known to be down, a batch goes
+//! to the spool instead and its checkpoint advances once it is durable there; so do the next
+//! batches of that stream, so its commits stay in order. `upload_spool` lands spooled batches
+//! oldest first when the store answers again, and only then lists them in the manifest: a
+//! manifest names only objects that are in the store.
 
-use crate::checkpoint::{PodState, StateDir};
+use crate::checkpoint::{PodState, StateDir, StreamCheckpoint};
 use crate::contract::{ObjectEntry, PodIdentity, StreamMeta};
 use crate::pipeline::Metrics;
-use crate::store::{Content, ErrorKind, Store, StoreError};
+use crate::store::spool::{SpoolHeader, Spooled, StreamId};
+use crate::store::{spool::Spool, Content, ErrorKind, Store, StoreError};
 use crate::tail::Sealed;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
+
+/// What the follower hands the shipper.
+#[derive(Debug)]
+pub enum Work {
+    Batch(Sealed),
+    /// The pod's folder is gone and every stream of it was sent: once its batches are
+    /// committed, its state can go.
+    PodGone(String),
+}
+
+/// How the shipper is set up (from the config and the run mode).
+pub struct ShipperConfig {
+    pub level: u32,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    /// Drain runs give up (exit 3) instead of spooling and waiting for the store to come back.
+    pub give_up: bool,
+}
 
 pub struct Shipper {
     store: Arc<Store>,
     state: StateDir,
+    spool: Arc<Spool>,
     pods: std::sync::Mutex<HashMap<String, Arc<Mutex<PodState>>>>,
-    level: u32,
-    concurrency: usize,
-    max_retries: u32,
-    /// Drain runs give up (exit 3) instead of waiting for the store to come back.
-    give_up: bool,
+    /// Pods whose manifest in the store is behind (written again when the store answers).
+    stale_manifests: std::sync::Mutex<HashSet<String>>,
+    cfg: ShipperConfig,
     /// Compression is CPU-bound: at most one batch per core at a time.
-    /// Taken before a batch is handed to a task, so uncompressed batches in flight are at most
-    /// one per core (memory stays flat however slow the store is).
-    compressing: Arc<Semaphore>,
+    compressing: Semaphore,
     metrics: Arc<Metrics>,
+    /// The last store write failed: batches go straight to the spool until one succeeds.
+    down: AtomicBool,
+    /// No more batches will come (shutdown or the end of a drain).
+    finishing: AtomicBool,
+    /// The shutdown grace period is over: stop waiting for the store, spool what is left.
+    expired: watch::Receiver<bool>,
 }
-
-type StreamId = (String, String, u32);
-
-/// Sealed batches taken off the channel but not yet started (waiting for their stream's previous
-/// batch or a compression slot).
-const QUEUED_BATCHES: usize = 2;
 
 fn stream_id(m: &StreamMeta) -> StreamId {
     (m.pod_uid.clone(), m.container.clone(), m.restart)
 }
 
+/// A compressed batch ready to upload, with its manifest entry.
+struct Packed {
+    gz: Bytes,
+    entry: ObjectEntry,
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 impl Shipper {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
         state: StateDir,
+        spool: Arc<Spool>,
         pods: HashMap<String, PodState>,
-        level: u32,
-        concurrency: usize,
-        max_retries: u32,
-        give_up: bool,
+        cfg: ShipperConfig,
         metrics: Arc<Metrics>,
+        expired: watch::Receiver<bool>,
     ) -> Shipper {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let stale = pods
+            .values()
+            .filter(|p| p.manifest_pending)
+            .map(|p| p.identity().pod_uid.clone())
+            .collect();
         Shipper {
             store,
             state,
+            spool,
             pods: std::sync::Mutex::new(
                 pods.into_iter()
                     .map(|(k, v)| (k, Arc::new(Mutex::new(v))))
                     .collect(),
             ),
-            level,
-            concurrency,
-            max_retries,
-            give_up,
-            compressing: Arc::new(Semaphore::new(cores)),
+            stale_manifests: std::sync::Mutex::new(stale),
+            cfg,
+            compressing: Semaphore::new(cores),
             metrics,
+            down: AtomicBool::new(false),
+            finishing: AtomicBool::new(false),
+            expired,
         }
     }
 
     /// Ship everything that arrives until the channel closes and all is committed.
-    pub async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Sealed>) -> Result<(), StoreError> {
+    pub async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Work>) -> Result<(), StoreError> {
         let mut queues: HashMap<StreamId, VecDeque<Sealed>> = HashMap::new();
         let mut busy: HashSet<StreamId> = HashSet::new();
+        let mut gone: Vec<String> = Vec::new();
         let mut tasks: JoinSet<(StreamId, Result<(), StoreError>)> = JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut open = true;
         loop {
             self.start_ready(&mut queues, &mut busy, &mut tasks);
+            self.forget_settled(&mut gone, &queues, &busy);
             let queued: usize = queues.values().map(VecDeque::len).sum();
             if !open && tasks.is_empty() && queued == 0 {
                 return Ok(());
             }
             tokio::select! {
-                msg = rx.recv(), if open && queued < QUEUED_BATCHES => match msg {
-                    Some(s) => queues.entry(stream_id(&s.meta)).or_default().push_back(s),
+                msg = rx.recv(), if open && queued < self.cfg.concurrency => match msg {
+                    Some(Work::Batch(s)) => queues.entry(stream_id(&s.meta)).or_default().push_back(s),
+                    Some(Work::PodGone(uid)) => gone.push(uid),
                     None => open = false,
                 },
                 Some(done) = tasks.join_next() => {
@@ -97,6 +137,7 @@ impl Shipper {
                     result?;
                     busy.remove(&id);
                 }
+                _ = tick.tick(), if !gone.is_empty() => {}
             }
         }
     }
@@ -108,46 +149,77 @@ impl Shipper {
         tasks: &mut JoinSet<(StreamId, Result<(), StoreError>)>,
     ) {
         for (id, q) in queues.iter_mut() {
-            if tasks.len() >= self.concurrency {
+            if tasks.len() >= self.cfg.concurrency {
                 break;
             }
-            if busy.contains(id) || q.is_empty() {
+            if busy.contains(id) {
                 continue;
             }
-            let Ok(permit) = self.compressing.clone().try_acquire_owned() else {
-                break;
-            };
             if let Some(s) = q.pop_front() {
                 busy.insert(id.clone());
                 let me = self.clone();
                 let id = id.clone();
-                tasks.spawn(async move { (id, me.ship(s, permit).await) });
+                tasks.spawn(async move { (id, me.ship(s).await) });
             }
         }
         queues.retain(|_, q| !q.is_empty());
     }
 
-    async fn ship(
-        self: Arc<Self>,
-        mut s: Sealed,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<(), StoreError> {
-        let entry = if s.batch.records > 0 {
-            Some(self.upload(&mut s, permit).await?)
-        } else {
-            drop(permit);
-            None
-        };
-        self.commit(s, entry).await
+    /// Drop the memory and state file of pods that are gone, once nothing of theirs is pending.
+    fn forget_settled(
+        &self,
+        gone: &mut Vec<String>,
+        queues: &HashMap<StreamId, VecDeque<Sealed>>,
+        busy: &HashSet<StreamId>,
+    ) {
+        gone.retain(|uid| {
+            let pending = queues.keys().chain(busy.iter()).any(|k| &k.0 == uid)
+                || self.spool.holds_pod(uid)
+                || self.lock_stale().contains(uid);
+            if !pending {
+                self.lock_pods().remove(uid);
+                self.state.remove(uid);
+                self.metrics
+                    .pod_states
+                    .store(self.lock_pods().len() as u64, Relaxed);
+            }
+            pending
+        });
     }
 
-    async fn upload(
-        &self,
-        s: &mut Sealed,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<ObjectEntry, StoreError> {
+    async fn ship(self: Arc<Self>, mut s: Sealed) -> Result<(), StoreError> {
+        let packed = if s.batch.records > 0 {
+            Some(self.compress(&mut s).await?)
+        } else {
+            None
+        };
+        let via_spool = !self.cfg.give_up
+            && (self.down.load(Relaxed) || self.spool.holds_stream(&stream_id(&s.meta)));
+        if !via_spool {
+            match self.land(packed.as_ref(), self.cfg.max_retries).await {
+                Ok(()) => {
+                    let pod = self.pod_state(&identity_of(&s.meta));
+                    let entry = packed.map(|p| p.entry);
+                    return self
+                        .commit(pod, &s.checkpoint, s.complete, entry, true)
+                        .await;
+                }
+                Err(e) if self.cfg.give_up => return Err(e),
+                Err(e) => self.went_down(&e),
+            }
+        }
+        self.spool_batch(s, packed).await;
+        Ok(())
+    }
+
+    async fn compress(&self, s: &mut Sealed) -> Result<Packed, StoreError> {
+        let permit = self
+            .compressing
+            .acquire()
+            .await
+            .map_err(|e| StoreError::fatal(e.to_string()))?;
         let data = std::mem::take(&mut s.batch.data);
-        let level = self.level;
+        let level = self.cfg.level;
         let (gz, sha) = tokio::task::spawn_blocking(move || {
             let gz = crate::compress::gzip(&data, level);
             let sha = hex::encode(Sha256::digest(&gz));
@@ -156,111 +228,357 @@ impl Shipper {
         .await
         .map_err(|e| StoreError::fatal(format!("compression failed: {e}")))?;
         drop(permit);
-        let key = s.meta.log_key(s.batch.first_offset);
-        let bytes = gz.len() as u64;
-        self.put_with_retry(&key, gz, Content::GzipNdjson).await?;
+        let b = &s.batch;
+        let entry = ObjectEntry {
+            key: s.meta.log_key(b.first_offset),
+            first_offset: b.first_offset,
+            end_offset: b.end_offset,
+            records: b.records,
+            bytes: gz.len() as u64,
+            sha256: sha,
+            first_ts: b.first_ts.clone(),
+            last_ts: b.last_ts.clone(),
+        };
+        Ok(Packed { gz, entry })
+    }
+
+    /// Upload a log object (nothing to do for a batch without records).
+    async fn land(&self, packed: Option<&Packed>, attempts: u32) -> Result<(), StoreError> {
+        let Some(p) = packed else { return Ok(()) };
+        self.land_entry(&p.entry, p.gz.clone(), attempts).await
+    }
+
+    async fn land_entry(
+        &self,
+        entry: &ObjectEntry,
+        gz: Bytes,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        self.put_with_retry(&entry.key, gz, Content::GzipNdjson, attempts)
+            .await?;
         self.metrics.objects_shipped.fetch_add(1, Relaxed);
         self.metrics
             .records_shipped
-            .fetch_add(s.batch.records, Relaxed);
-        self.metrics.bytes_shipped.fetch_add(bytes, Relaxed);
-        Ok(ObjectEntry {
-            key,
-            first_offset: s.batch.first_offset,
-            end_offset: s.batch.end_offset,
-            records: s.batch.records,
-            bytes,
-            sha256: sha,
-            first_ts: s.batch.first_ts.clone(),
-            last_ts: s.batch.last_ts.clone(),
-        })
+            .fetch_add(entry.records, Relaxed);
+        self.metrics.bytes_shipped.fetch_add(entry.bytes, Relaxed);
+        Ok(())
     }
 
     /// Manifest first, checkpoint second: a crash in between re-ships one batch to the same key.
-    async fn commit(&self, s: Sealed, entry: Option<ObjectEntry>) -> Result<(), StoreError> {
-        let pod = self.pod_state(&s.meta);
+    /// A spooled batch landing later does not move the checkpoint (it moved when spooled).
+    async fn commit(
+        &self,
+        pod: Arc<Mutex<PodState>>,
+        cp: &StreamCheckpoint,
+        complete: bool,
+        entry: Option<ObjectEntry>,
+        advance: bool,
+    ) -> Result<(), StoreError> {
         let mut state = pod.lock().await;
-        let c = state
-            .manifest
-            .container_mut(&s.meta.container, s.meta.restart);
+        let c = state.manifest.container_mut(&cp.container, cp.restart);
         if let Some(entry) = entry {
             c.add_object(entry);
         }
-        c.complete |= s.complete;
-        c.end_offset = c.end_offset.max(s.checkpoint.offset);
+        c.complete |= complete;
+        if cp.offset >= c.end_offset {
+            c.end_offset = cp.offset;
+            c.file = cp.file.clone();
+        }
         state.manifest.updated = now_rfc3339();
-        state.set_stream(s.checkpoint);
-        let manifest =
-            Bytes::from(serde_json::to_vec(&state.manifest).expect("manifest serializes"));
-        self.put_with_retry(&state.manifest.pod.manifest_key(), manifest, Content::Json)
-            .await?;
+        if advance {
+            state.set_stream(cp.clone());
+        }
+        self.write_manifest(&mut state).await?;
         let snapshot = state.clone();
         drop(state);
         self.save_state(snapshot).await;
         Ok(())
     }
 
-    async fn save_state(&self, snapshot: PodState) {
-        let dir = self.state_dir_clone();
-        let result = tokio::task::spawn_blocking(move || dir.save(&snapshot)).await;
-        if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
-            // The batch is in the store and in its manifest; a lost checkpoint only means it is
-            // shipped again, to the same key.
-            self.metrics.state_errors.fetch_add(1, Relaxed);
-            tracing::error!(error = %e, "cannot write checkpoint; shipping continues");
+    /// A manifest that cannot be written now is marked stale and written again later: the
+    /// objects it would list are in the store, so the batch counts as landed.
+    async fn write_manifest(&self, state: &mut PodState) -> Result<(), StoreError> {
+        let key = state.manifest.pod.manifest_key();
+        let body = Bytes::from(serde_json::to_vec(&state.manifest).expect("manifest serializes"));
+        let uid = state.identity().pod_uid.clone();
+        match self
+            .put_with_retry(&key, body, Content::Json, self.cfg.max_retries)
+            .await
+        {
+            Ok(()) => {
+                state.manifest_pending = false;
+                self.lock_stale().remove(&uid);
+                Ok(())
+            }
+            Err(e) if self.cfg.give_up => Err(e),
+            Err(e) => {
+                self.went_down(&e);
+                state.manifest_pending = true;
+                self.lock_stale().insert(uid);
+                Ok(())
+            }
         }
     }
 
-    fn state_dir_clone(&self) -> StateDir {
-        self.state.clone()
+    /// Spool a batch, then advance its checkpoint. Waits while the spool is full or cannot be
+    /// written (reading pauses behind it); once the shutdown grace period is over, gives up
+    /// without advancing the checkpoint, so the next start reads the batch again.
+    async fn spool_batch(&self, s: Sealed, packed: Option<Packed>) {
+        let header = SpoolHeader {
+            pod: identity_of(&s.meta),
+            checkpoint: s.checkpoint,
+            complete: s.complete,
+            entry: packed.as_ref().map(|p| p.entry.clone()),
+        };
+        let body = packed.map(|p| p.gz).unwrap_or_default();
+        let mut delay = BACKOFF_START;
+        let mut reported = false;
+        loop {
+            // Room first: past the grace period a batch is still spooled when it can be.
+            let room = tokio::select! {
+                biased;
+                room = self.spool.reserve(body.len() as u64) => room,
+                _ = self.grace_over() => return,
+            };
+            match self.spool.write(room, &header, body.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.metrics.state_errors.fetch_add(1, Relaxed);
+                    if !std::mem::replace(&mut reported, true) {
+                        tracing::error!(error = %e, "cannot write to the spool while the store is down; reading pauses until one of them works");
+                    }
+                    if !self.pause(&mut delay).await {
+                        return;
+                    }
+                }
+            }
+        }
+        let pod = self.pod_state(&header.pod);
+        let mut state = pod.lock().await;
+        state.set_stream(header.checkpoint);
+        let snapshot = state.clone();
+        drop(state);
+        self.save_state(snapshot).await;
     }
 
-    fn pod_state(&self, meta: &StreamMeta) -> Arc<Mutex<PodState>> {
-        let mut pods = self.pods.lock().expect("pods lock");
-        pods.entry(meta.pod_uid.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(PodState::new(identity_of(meta)))))
-            .clone()
+    /// The uploader of the spool: lands spooled batches oldest first and writes stale
+    /// manifests, whenever the store answers. Returns once `finish` was called and the spool is
+    /// empty, or the store is down (what is left is uploaded at the next start), or the grace
+    /// period is over. In a drain run, a store failure is an error.
+    pub async fn upload_spool(self: Arc<Self>) -> Result<(), StoreError> {
+        let mut delay = BACKOFF_START;
+        loop {
+            let added = self.spool.added();
+            let Some(item) = self.spool.oldest() else {
+                self.write_stale_manifests().await;
+                if self.finishing.load(Relaxed) {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = added => {},
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                }
+                continue;
+            };
+            match self.land_spooled(&item).await {
+                Ok(()) => {
+                    delay = BACKOFF_START;
+                    if self.down.swap(false, Relaxed) {
+                        tracing::info!("store reachable again; uploading spooled batches");
+                    }
+                }
+                Err(e) if self.cfg.give_up => return Err(e),
+                Err(e) => {
+                    self.went_down(&e);
+                    if self.finishing.load(Relaxed) || !self.pause(&mut delay).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
-    /// Retries transient errors with exponential backoff and jitter; reports each change of
-    /// state once, not every attempt.
+    /// No more batches will come: `upload_spool` returns once it has nothing left to do.
+    pub fn finish(&self) {
+        self.finishing.store(true, Relaxed);
+    }
+
+    async fn land_spooled(&self, item: &Spooled) -> Result<(), StoreError> {
+        let (header, body) = match Spool::read(item).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(file = %item.path.display(), error = %e, "unreadable spool file set aside");
+                self.spool.set_aside(item);
+                return Ok(());
+            }
+        };
+        let attempts = if self.cfg.give_up {
+            self.cfg.max_retries
+        } else {
+            1
+        };
+        if let Some(entry) = &header.entry {
+            self.land_entry(entry, body, attempts).await?;
+        }
+        let pod = self.pod_state_or_recover(&header.pod).await;
+        self.commit(
+            pod,
+            &header.checkpoint,
+            header.complete,
+            header.entry,
+            false,
+        )
+        .await?;
+        self.spool.remove(item);
+        Ok(())
+    }
+
+    async fn write_stale_manifests(&self) {
+        let stale: Vec<String> = self.lock_stale().iter().cloned().collect();
+        for uid in stale {
+            let pod = self.lock_pods().get(&uid).cloned();
+            let Some(pod) = pod else {
+                self.lock_stale().remove(&uid);
+                continue;
+            };
+            let mut state = pod.lock().await;
+            if self.write_manifest(&mut state).await.is_ok() && !state.manifest_pending {
+                let snapshot = state.clone();
+                drop(state);
+                self.save_state(snapshot).await;
+            }
+        }
+    }
+
+    /// A pod the agent has no state for, whose earlier batches may be in the store (the state
+    /// file was lost or corrupt): its manifest there says what landed and where to resume.
+    /// `None` when there is no manifest or the store cannot say.
+    pub async fn recover(&self, id: &PodIdentity) -> Option<PodState> {
+        let known = self.lock_pods().get(&id.pod_uid).cloned();
+        if let Some(known) = known {
+            return Some(known.lock().await.clone());
+        }
+        let key = id.manifest_key();
+        let data = match self.store.get(&key).await {
+            Ok(data) => data?,
+            Err(e) => {
+                tracing::warn!(pod = %id.pod, error = %e, "cannot read the pod's manifest to resume; reading its logs from the start (the reader drops what it already has)");
+                return None;
+            }
+        };
+        let manifest = match serde_json::from_slice(&data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "unreadable manifest; reading the pod's logs from the start");
+                return None;
+            }
+        };
+        let state = PodState::from_manifest(manifest);
+        tracing::info!(pod = %id.pod, "no checkpoint for this pod; resuming from its manifest in the store");
+        self.lock_pods()
+            .entry(id.pod_uid.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(state.clone())));
+        Some(state)
+    }
+
+    async fn save_state(&self, snapshot: PodState) {
+        let dir = self.state.clone();
+        let result = tokio::task::spawn_blocking(move || dir.save(&snapshot)).await;
+        if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
+            // The batch is in the store and in its manifest (or durably spooled); a lost
+            // checkpoint only means it is shipped again, to the same key.
+            self.metrics.state_errors.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, dir = %self.state.describe(), "cannot write checkpoint; shipping continues");
+        }
+    }
+
+    fn pod_state(&self, id: &PodIdentity) -> Arc<Mutex<PodState>> {
+        let mut pods = self.lock_pods();
+        let state = pods
+            .entry(id.pod_uid.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(PodState::new(id.clone()))))
+            .clone();
+        self.metrics.pod_states.store(pods.len() as u64, Relaxed);
+        state
+    }
+
+    /// For a spooled batch of an earlier run whose pod state is gone: start from the manifest
+    /// in the store, so recording the batch does not drop the objects listed before it.
+    async fn pod_state_or_recover(&self, id: &PodIdentity) -> Arc<Mutex<PodState>> {
+        if !self.lock_pods().contains_key(&id.pod_uid) {
+            self.recover(id).await;
+        }
+        self.pod_state(id)
+    }
+
+    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<PodState>>>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_stale(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.stale_manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn went_down(&self, e: &StoreError) {
+        if !self.down.swap(true, Relaxed) {
+            tracing::error!(error = %e, "store unavailable; batches go to the spool until it answers again");
+        }
+    }
+
+    /// Resolves when the shutdown grace period is over (never before).
+    async fn grace_over(&self) {
+        let mut rx = self.expired.clone();
+        if rx.wait_for(|over| *over).await.is_err() {
+            // No clock any more (the run is ending on its own): the grace never runs out.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Back off before the next try; false when the grace period ended meanwhile.
+    async fn pause(&self, delay: &mut Duration) -> bool {
+        let wait = *delay + jitter(*delay);
+        *delay = (*delay * 2).min(BACKOFF_MAX);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.grace_over() => false,
+        }
+    }
+
+    /// Up to `attempts` tries with exponential backoff and jitter (drain runs stop at once on
+    /// a fatal error); each change of state is reported once, not every attempt. The end of the
+    /// shutdown grace period cuts a try short.
     async fn put_with_retry(
         &self,
         key: &str,
         body: Bytes,
         content: Content,
+        attempts: u32,
     ) -> Result<(), StoreError> {
-        let mut delay = Duration::from_millis(250);
+        let mut delay = BACKOFF_START;
         let mut failures = 0u32;
         loop {
-            match self.store.put(key, body.clone(), content).await {
-                Ok(()) => {
-                    if failures > 0 {
-                        tracing::info!(
-                            key,
-                            attempts = failures + 1,
-                            "store reachable again; upload succeeded"
-                        );
-                    }
-                    return Ok(());
-                }
-                Err(e) => {
-                    failures += 1;
-                    self.metrics.upload_errors.fetch_add(1, Relaxed);
-                    if self.give_up && (e.kind == ErrorKind::Fatal || failures > self.max_retries) {
-                        return Err(e);
-                    }
-                    if failures == 1 {
-                        tracing::error!(error = %e, "upload failed; retrying with backoff (reading pauses when the queue is full)");
-                    }
-                    let max = if e.kind == ErrorKind::Fatal {
-                        Duration::from_secs(60)
-                    } else {
-                        Duration::from_secs(30)
-                    };
-                    tokio::time::sleep(delay + jitter(delay)).await;
-                    delay = (delay * 2).min(max);
-                }
+            let result = tokio::select! {
+                biased;
+                _ = self.grace_over() => Err(StoreError::transient("shutdown grace period over")),
+                r = self.store.put(key, body.clone(), content) => r,
+            };
+            let e = match result {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            failures += 1;
+            self.metrics.upload_errors.fetch_add(1, Relaxed);
+            let fatal_now = self.cfg.give_up && e.kind == ErrorKind::Fatal;
+            if fatal_now || failures >= attempts.max(1) || *self.expired.borrow() {
+                return Err(e);
+            }
+            if failures == 1 {
+                tracing::warn!(error = %e, "upload failed; retrying with backoff");
+            }
+            if !self.pause(&mut delay).await {
+                return Err(e);
             }
         }
     }

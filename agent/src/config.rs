@@ -20,6 +20,7 @@ pub struct Config {
     pub max_line_bytes: usize,
     pub rescan_interval_secs: u64,
     pub metadata_wait_secs: u64,
+    pub shutdown_timeout_secs: u64,
     pub http_listen: String,
     pub log_format: LogFormat,
     pub store: StoreConfig,
@@ -50,6 +51,7 @@ pub struct StoreConfig {
     pub upload_concurrency: usize,
     pub max_retries: u32,
     pub spool_max_bytes: u64,
+    pub ca_bundle: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +86,7 @@ impl Default for Config {
             max_line_bytes: 1 << 20,
             rescan_interval_secs: 10,
             metadata_wait_secs: 30,
+            shutdown_timeout_secs: 45,
             http_listen: "0.0.0.0:9808".into(),
             log_format: LogFormat::Text,
             store: StoreConfig::default(),
@@ -101,6 +104,7 @@ impl Default for StoreConfig {
             upload_concurrency: 8,
             max_retries: 5,
             spool_max_bytes: 512 << 20,
+            ca_bundle: String::new(),
         }
     }
 }
@@ -195,5 +199,45 @@ mod tests {
         assert!(Config::from_toml("kube = \"maybe\"").is_err());
         assert!(Config::from_toml("cluster = \"a/b\"").is_err());
         assert!(Config::from_toml("[footprint]\nsample_interval_secs = 0").is_err());
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text never panics the parser: it is a config or a one-line error.
+            #[test]
+            fn any_text_is_a_config_or_a_one_line_error(text in "\\PC{0,200}") {
+                if let Err(e) = Config::from_toml(&text) {
+                    prop_assert!(!e.is_empty());
+                }
+            }
+
+            /// Known keys with values of any type: a config or an error, never a panic.
+            #[test]
+            fn known_keys_with_odd_values_never_panic(
+                key in prop::sample::select(vec![
+                    "cluster", "log_dir", "max_line_bytes", "rescan_interval_secs",
+                    "shutdown_timeout_secs", "kube", "namespaces_include", "store.url",
+                    "store.upload_concurrency", "store.spool_max_bytes", "batch.max_bytes",
+                    "batch.compression_level", "footprint.headroom_percent",
+                ]),
+                value in prop_oneof![
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    "\\PC{0,20}".prop_map(|s| format!("{s:?}")),
+                    Just("[]".to_string()),
+                    Just("{}".to_string()),
+                    Just("1e400".to_string()),
+                    Just("true".to_string()),
+                ],
+            ) {
+                let text = match key.split_once('.') {
+                    Some((table, k)) => format!("[{table}]\n{k} = {value}\n"),
+                    None => format!("{key} = {value}\n"),
+                };
+                let _ = Config::from_toml(&text);
+            }
+        }
     }
 }

@@ -232,7 +232,22 @@ pub struct ContainerManifest {
     pub complete: bool,
     /// Stream offset up to which everything has landed.
     pub end_offset: u64,
+    /// Where `end_offset` lies in the node's files: lets an agent that lost its checkpoint
+    /// resume exactly there (an addition to CONTRACT §3; readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileMark>,
     pub objects: Vec<ObjectEntry>,
+}
+
+/// A position in a container log file: its identity and the stream offset of its first byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMark {
+    pub dev: u64,
+    pub ino: u64,
+    pub base: u64,
+    /// Unix seconds when this file was last seen as the current `N.log`: after a rotation the
+    /// first rotated file named later than this is the one it became.
+    pub seen_unix: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +292,7 @@ impl Manifest {
                     restart,
                     complete: false,
                     end_offset: 0,
+                    file: None,
                     objects: Vec::new(),
                 });
                 self.containers
@@ -376,6 +392,7 @@ mod tests {
             restart: 0,
             complete: false,
             end_offset: 0,
+            file: None,
             objects: vec![],
         };
         c.add_object(entry(0, 10));

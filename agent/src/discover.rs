@@ -173,7 +173,13 @@ pub fn resolve_roots(roots: &[PathBuf]) -> Vec<PathBuf> {
 /// Open a log file, then check what was really opened (via /proc/self/fd, so no symlink swap
 /// between check and open can fool it) lies inside an allowed root.
 pub fn open_checked(path: &Path, roots: &[PathBuf]) -> std::io::Result<File> {
-    let file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO planted where a log should be would otherwise wait for a
+    // writer forever, and the one reading thread with it. Regular files ignore the flag.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let real = real_path(&file).or_else(|_| std::fs::canonicalize(path))?;
     if !roots.iter().any(|r| real.starts_with(r)) {
         return Err(std::io::Error::new(

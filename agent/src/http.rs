@@ -106,7 +106,7 @@ pub fn render_metrics(m: &Metrics) -> String {
         0 => 0.0,
         t => now_ms().saturating_sub(t) as f64 / 1000.0,
     };
-    let rows: [(&str, &str, &str, f64); 15] = [
+    let rows: [(&str, &str, &str, f64); 19] = [
         (
             "jobarchive_read_bytes_total",
             "counter",
@@ -190,6 +190,30 @@ pub fn render_metrics(m: &Metrics) -> String {
             "gauge",
             "Container streams being followed.",
             m.streams_tracked.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_pods_pinned",
+            "gauge",
+            "Pods whose metadata the reader holds.",
+            m.pods_pinned.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_pod_states",
+            "gauge",
+            "Pods whose manifest and checkpoints the shipper holds.",
+            m.pod_states.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_spool_bytes",
+            "gauge",
+            "Compressed bytes waiting in the spool for the store.",
+            m.spool_bytes.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_spool_batches",
+            "gauge",
+            "Batches waiting in the spool for the store.",
+            m.spool_batches.load(Relaxed) as f64,
         ),
         (
             "jobarchive_oldest_unshipped_seconds",

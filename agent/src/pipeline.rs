@@ -9,19 +9,25 @@
 //! Footprint recorder task, beside them: every pod the follower pinned (shared `Identities`)
 //!     → cgroup samples + pod objects or log times → footprint documents in the store
 //!     (in a drain: one pass once everything is shipped, so log times are complete)
+//!     │ store down: the batch goes to the spool (state_dir/spool), its checkpoint advances
+//!     ▼
+//! Spool uploader task (oldest first, when the store answers → manifest)
 //! ```
 
 use crate::checkpoint::StateDir;
-use crate::commit::Shipper;
+use crate::commit::{Shipper, ShipperConfig, Work};
 use crate::config::Config;
+use crate::contract::PodIdentity;
 use crate::error::{CliError, CliResult};
 use crate::footprint::Recorder;
 use crate::meta::{Identities, Sources};
-use crate::store::{ErrorKind, Store, StoreError};
+use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
 use crate::tail::TailContext;
 use crate::watch::Follower;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Counters of the agent (exported on /metrics).
 #[derive(Debug, Default)]
@@ -38,6 +44,13 @@ pub struct Metrics {
     pub files_open: AtomicU64,
     pub pods_tracked: AtomicU64,
     pub streams_tracked: AtomicU64,
+    /// Pods whose identity the follower holds (pinned metadata).
+    pub pods_pinned: AtomicU64,
+    /// Pods whose state (manifest, checkpoints) the shipper holds in memory.
+    pub pod_states: AtomicU64,
+    /// Compressed bytes and batches waiting in the spool for the store.
+    pub spool_bytes: AtomicU64,
+    pub spool_batches: AtomicU64,
     /// When the oldest record read but not yet committed was read (0: none).
     pub oldest_unshipped_unix_ms: AtomicU64,
     /// Last turn of the reading loop (for /healthz).
@@ -61,7 +74,8 @@ pub async fn run(
     stop: Arc<AtomicBool>,
     sources: Sources,
 ) -> CliResult<RunSummary> {
-    let store = Arc::new(Store::open(&cfg.store.url, cfg.store.path_style).await?);
+    let store =
+        Arc::new(Store::open(&cfg.store.url, cfg.store.path_style, &cfg.store.ca_bundle).await?);
     match store.check().await {
         Ok(()) => {}
         Err(e) if e.kind == ErrorKind::Fatal || drain => return Err(CliError::store(e.message)),
@@ -70,18 +84,42 @@ pub async fn run(
     let state = StateDir::open(&cfg.state_dir).map_err(CliError::usage)?;
     let states = state.load_all();
     let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(&cfg.state_dir, cfg.store.spool_max_bytes, metrics.clone())
+        .map_err(CliError::usage)?;
     tracing::info!(store = %store.describe(), log_dir = %cfg.log_dir.display(), node = %node, pods_with_state = states.len(), drain, "agent starting");
 
+    let (grace_over, expired) = tokio::sync::watch::channel(false);
     let shipper = Arc::new(Shipper::new(
         store.clone(),
         state.clone(),
+        Arc::new(spool),
         states.clone(),
-        cfg.batch.compression_level,
-        cfg.store.upload_concurrency,
-        cfg.store.max_retries,
-        drain,
+        ShipperConfig {
+            level: cfg.batch.compression_level,
+            concurrency: cfg.store.upload_concurrency,
+            max_retries: cfg.store.max_retries,
+            give_up: drain,
+        },
         metrics.clone(),
+        expired,
     ));
+    let uploader = if drain {
+        // What an earlier run spooled lands before anything newer of the same streams.
+        shipper.finish();
+        shipper
+            .clone()
+            .upload_spool()
+            .await
+            .map_err(|e| CliError::store(e.message))?;
+        None
+    } else {
+        Some(tokio::spawn(shipper.clone().upload_spool()))
+    };
+    start_grace_clock(
+        stop.clone(),
+        Duration::from_secs(cfg.shutdown_timeout_secs),
+        grace_over,
+    );
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE_BATCHES);
     let mut roots = cfg.allowed_roots.clone();
     roots.push(cfg.log_dir.clone());
@@ -119,6 +157,11 @@ pub async fn run(
         metrics.clone(),
         drain,
     );
+    let recover = {
+        let shipper = shipper.clone();
+        let rt = tokio::runtime::Handle::current();
+        Box::new(move |id: &PodIdentity| rt.block_on(shipper.recover(id)))
+    };
     let follower = Follower::new(
         cfg,
         node,
@@ -128,6 +171,7 @@ pub async fn run(
         stop,
         sources.metadata.clone(),
         identities.clone(),
+        recover,
     );
     let reader = std::thread::Builder::new()
         .name("follower".into())
@@ -141,14 +185,14 @@ pub async fn run(
         .map_err(|e| CliError::usage(format!("cannot start reader thread: {e}")))?;
 
     let done = if drain {
-        match ship(shipper, rx, reader).await {
+        match ship(shipper, rx, reader, uploader).await {
             Ok(()) => recorder.drain().await.map(drop),
             Err(e) => Err(e),
         }
     } else {
         let (stop_recording, stopped) = tokio::sync::oneshot::channel();
         let recording = tokio::spawn(recorder.run(stopped));
-        let shipped = ship(shipper, rx, reader).await;
+        let shipped = ship(shipper, rx, reader, uploader).await;
         // The last footprints after the last batches, so their log times are complete.
         let _ = stop_recording.send(());
         let _ = recording.await;
@@ -158,16 +202,39 @@ pub async fn run(
     Ok(RunSummary { metrics })
 }
 
-/// Ships until the follower is done, then waits for its thread.
+/// Ships until the follower is done, waits for its thread, then lets the spool uploader finish.
 async fn ship(
     shipper: Arc<Shipper>,
-    rx: tokio::sync::mpsc::Receiver<crate::tail::Sealed>,
+    rx: tokio::sync::mpsc::Receiver<Work>,
     reader: std::thread::JoinHandle<()>,
+    uploader: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 ) -> Result<(), StoreError> {
-    let shipped = shipper.run(rx).await;
+    let shipped = shipper.clone().run(rx).await;
     // On a store failure the shipper returns early and drops the channel; the reader then stops.
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    shipper.finish();
+    if let Some(uploader) = uploader {
+        let _ = uploader.await;
+    }
     shipped
+}
+
+/// After the stop signal, the shipper has `timeout` to land what is left; then whatever is
+/// still unshipped goes to the spool and the agent exits.
+fn start_grace_clock(stop: Arc<AtomicBool>, timeout: Duration, over: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        while !stop.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(timeout).await;
+        tracing::warn!(
+            timeout_secs = timeout.as_secs(),
+            "shutdown timeout: unshipped batches go to the spool"
+        );
+        let _ = over.send(true);
+        // Keep the sender alive: a dropped clock would read as "never over".
+        std::future::pending::<()>().await;
+    });
 }
 
 impl RunSummary {

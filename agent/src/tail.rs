@@ -128,6 +128,9 @@ pub struct StreamTail {
     read_current: Option<(u64, u64)>,
     seen_unix: i64,
     format: Option<Format>,
+    /// Stream offset before which everything has landed, when only that is known: files are
+    /// skipped up to it.
+    resume_at: u64,
 }
 
 impl StreamTail {
@@ -152,6 +155,7 @@ impl StreamTail {
             read_current: None,
             seen_unix: now_unix(),
             format: None,
+            resume_at: 0,
         };
         tail.plan(files, checkpoint);
         tail
@@ -167,13 +171,11 @@ impl StreamTail {
             .collect();
         list.push((files.current.clone(), false, file_id(&files.current), None));
         let Some(mark) = cp.and_then(|c| c.file.clone()) else {
-            if cp.is_some_and(|c| c.offset > 0) {
-                // Only a bare offset survived (no file identity): read everything again; the
-                // reader drops records it already has by (pod_uid, container, restart, offset).
-                tracing::warn!(stream = %self.describe(), "checkpoint has no file position; reading the stream from its start");
-                self.next_base = 0;
-                self.batch = Batch::new(0);
-            }
+            // Only a bare offset is known (a manifest written without file positions): count
+            // it from the start of the oldest file, which is exact while the kubelet has kept
+            // every rotated file of the stream.
+            self.resume_at = self.next_base;
+            self.next_base = 0;
             self.pending
                 .extend(list.into_iter().map(|(path, gz, _, _)| Pending {
                     path,
@@ -326,7 +328,7 @@ impl StreamTail {
         } else {
             Reader::Plain(file)
         };
-        let mut skip = p.skip;
+        let mut skip = p.skip.max(self.resume_at.saturating_sub(base));
         if let (Reader::Plain(f), true) = (&mut reader, skip > 0) {
             use std::io::Seek;
             let len = md.len();

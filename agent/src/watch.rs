@@ -3,6 +3,7 @@
 //! have new bytes, and closes batches on size, age, memory pressure and stream end.
 
 use crate::checkpoint::PodState;
+use crate::commit::Work;
 use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
@@ -36,16 +37,27 @@ pub struct Follower {
     states: HashMap<String, PodState>,
     book: AttemptBook,
     dirty: VecDeque<StreamKey>,
-    tx: mpsc::Sender<Sealed>,
+    tx: mpsc::Sender<Work>,
     stop: Arc<AtomicBool>,
+    /// Asks the store what landed for a pod with no state (lost or corrupt state file).
+    recover: Recover,
+    /// Pods whose first line is older than this may have shipped before: worth a recovery.
+    started_nanos: i128,
     source: Option<Arc<dyn MetadataSource>>,
     /// Pods the metadata source did not know yet, with when they were first seen.
     waiting: HashMap<String, Instant>,
     /// Pods not owned by a Job (not archived).
     ignored: HashSet<String>,
+    /// Pods with a log file that cannot be read (already reported).
+    refused: HashSet<String>,
     /// Every pinned identity, shared with the footprint sampler.
     identities: Identities,
 }
+
+pub type Recover = Box<dyn Fn(&PodIdentity) -> Option<PodState> + Send>;
+
+/// A job's attempt numbers are forgotten this long after its last pod left the node.
+const ATTEMPTS_KEPT: Duration = Duration::from_secs(3600);
 
 impl Follower {
     #[allow(clippy::too_many_arguments)]
@@ -54,16 +66,20 @@ impl Follower {
         node: String,
         ctx: TailContext,
         states: HashMap<String, PodState>,
-        tx: mpsc::Sender<Sealed>,
+        tx: mpsc::Sender<Work>,
         stop: Arc<AtomicBool>,
         source: Option<Arc<dyn MetadataSource>>,
         identities: Identities,
+        recover: Recover,
     ) -> Follower {
         Follower {
+            recover,
+            started_nanos: time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
             identities,
             source,
             waiting: HashMap::new(),
             ignored: HashSet::new(),
+            refused: HashSet::new(),
             cfg,
             node,
             ctx,
@@ -224,7 +240,11 @@ impl Follower {
     }
 
     fn rescan(&mut self) {
-        let (pods, _skipped) = discover::pod_folders(&self.cfg.log_dir);
+        let Some((pods, _skipped)) = discover::read_pod_folders(&self.cfg.log_dir).ok() else {
+            tracing::warn!(dir = %self.cfg.log_dir.display(), "cannot list the log dir; will retry");
+            return;
+        };
+        self.forget_gone(&pods);
         let mut found = Vec::new();
         for (pod, path) in &pods {
             if self.namespace_allowed(&pod.namespace) {
@@ -248,6 +268,38 @@ impl Follower {
         }
     }
 
+    /// Pods whose folder is gone and whose streams have all ended: forget them here, and tell
+    /// the shipper, so memory and state files do not grow with every pod the node ever ran.
+    fn forget_gone(&mut self, present: &[(PodDir, PathBuf)]) {
+        let present: HashSet<&str> = present.iter().map(|(p, _)| p.uid.as_str()).collect();
+        let reading: HashSet<&str> = self.streams.keys().map(|k| k.0.as_str()).collect();
+        let known = self.pods.keys().chain(self.states.keys());
+        let known = known.chain(self.waiting.keys()).chain(&self.ignored);
+        let known = known
+            .chain(&self.refused)
+            .chain(self.ended.iter().map(|k| &k.0));
+        let gone: HashSet<String> = known
+            .filter(|uid| !present.contains(uid.as_str()) && !reading.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.pods.remove(&uid);
+            self.states.remove(&uid);
+            self.waiting.remove(&uid);
+            self.ignored.remove(&uid);
+            self.refused.remove(&uid);
+            self.book.forget(&uid);
+            if let Ok(mut all) = self.identities.write() {
+                all.remove(&uid);
+            }
+            if self.tx.blocking_send(Work::PodGone(uid)).is_err() {
+                return;
+            }
+        }
+        self.ended.retain(|k| present.contains(k.0.as_str()));
+        self.book.prune(ATTEMPTS_KEPT);
+    }
+
     fn discover_pod(&mut self, pod: &PodDir, path: &Path) {
         if !self.namespace_allowed(&pod.namespace) {
             return;
@@ -269,7 +321,7 @@ impl Follower {
             if self.pods.contains_key(&files.pod.uid) || self.states.contains_key(&files.pod.uid) {
                 continue;
             }
-            if let Some(nanos) = first_line_nanos(files, &self.ctx.roots) {
+            if let Some(nanos) = self.first_line(files) {
                 self.book.enter(
                     &files.pod.namespace,
                     &JobIdentity::from_path(&files.pod),
@@ -318,12 +370,18 @@ impl Follower {
             Some(state) => state.identity().clone(),
             None => {
                 let job = self.job_identity(&files.pod)?;
-                first_line_nanos(files, &self.ctx.roots)?;
+                let first_line = self.first_line(files)?;
                 let attempt = job.attempt.unwrap_or_else(|| {
                     self.book
                         .attempt(&files.pod.namespace, &job, &files.pod.uid)
                 });
-                job.pin(&self.cfg.cluster, &self.node, &files.pod, attempt)
+                let id = job.pin(&self.cfg.cluster, &self.node, &files.pod, attempt);
+                if first_line < self.started_nanos {
+                    if let Some(state) = (self.recover)(&id) {
+                        self.states.insert(id.pod_uid.clone(), state);
+                    }
+                }
+                id
             }
         };
         let id = Arc::new(id);
@@ -365,6 +423,23 @@ impl Follower {
                 tracing::warn!(pod = %pod.pod, namespace = %pod.namespace, waited_secs = self.cfg.metadata_wait_secs, "no API metadata for this pod; shipping with metadata from its log path");
                 self.waiting.remove(&pod.uid);
                 Some(JobIdentity::from_path(pod))
+            }
+        }
+    }
+
+    /// A log file that cannot be opened (outside the allowed roots, a FIFO or a folder in
+    /// its place) is skipped, and reported once per pod rather than at every rescan.
+    fn first_line(&mut self, files: &StreamFiles) -> Option<i128> {
+        match first_line_nanos(files, &self.ctx.roots) {
+            Ok(nanos) => nanos,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound
+                    && self.refused.insert(files.pod.uid.clone())
+                {
+                    self.ctx.metrics.read_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(pod = %files.pod.pod, container = %files.container, error = %e, "cannot read log file; skipped");
+                }
+                None
             }
         }
     }
@@ -411,6 +486,7 @@ impl Follower {
         );
         let pods: HashSet<&str> = self.streams.keys().map(|k| k.0.as_str()).collect();
         m.pods_tracked.store(pods.len() as u64, Relaxed);
+        m.pods_pinned.store(self.pods.len() as u64, Relaxed);
         let oldest = self
             .streams
             .values()
@@ -444,9 +520,9 @@ impl Follower {
         use tokio::sync::mpsc::error::TrySendError;
         for mut s in sealed.drain(..) {
             loop {
-                match self.tx.try_send(s) {
+                match self.tx.try_send(Work::Batch(s)) {
                     Ok(()) => break,
-                    Err(TrySendError::Full(back)) => {
+                    Err(TrySendError::Full(Work::Batch(back))) => {
                         s = back;
                         self.ctx
                             .metrics
@@ -454,6 +530,7 @@ impl Follower {
                             .store(crate::http::now_ms(), Relaxed);
                         std::thread::sleep(Duration::from_millis(20));
                     }
+                    Err(TrySendError::Full(_)) => unreachable!("only batches are sent here"),
                     Err(TrySendError::Closed(_)) => return,
                 }
             }
@@ -467,14 +544,19 @@ impl Follower {
     }
 }
 
-/// Time of a stream's first log line: the first line of its oldest file.
-fn first_line_nanos(files: &StreamFiles, roots: &[PathBuf]) -> Option<i128> {
-    use std::io::Read;
+/// Time of a stream's first log line: the first line of its oldest file (`None` while it has
+/// none); an error when that file cannot be opened.
+fn first_line_nanos(files: &StreamFiles, roots: &[PathBuf]) -> std::io::Result<Option<i128>> {
     let (path, gz) = match files.rotated.first() {
         Some(r) => (r.path.clone(), r.gz),
         None => (files.current.clone(), false),
     };
-    let file = discover::open_checked(&path, roots).ok()?;
+    let file = discover::open_checked(&path, roots)?;
+    Ok(first_line_of(file, gz))
+}
+
+fn first_line_of(file: std::fs::File, gz: bool) -> Option<i128> {
+    use std::io::Read;
     let mut head = Vec::with_capacity(4096);
     let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(file))

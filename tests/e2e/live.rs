@@ -3,7 +3,7 @@
 
 use jobarchive_e2e::*;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn start(node: &Node) -> Child {
     node.agent()
@@ -13,39 +13,10 @@ fn start(node: &Node) -> Child {
         .expect("start agent")
 }
 
-/// Wait (bounded) until `cond` holds; the bound is a safety net, not a timing assertion.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn fetched(node: &Node, job: &str) -> Vec<String> {
-    let out = node.cli(&["fetch", job]).output().unwrap();
-    if out.status.code() != Some(0) {
-        return Vec::new();
-    }
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn sigterm(child: &mut Child) {
-    unsafe_kill(child.id(), "TERM");
+    signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "agent exits 0 after SIGTERM");
-}
-
-fn unsafe_kill(pid: u32, sig: &str) {
-    std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
 }
 
 #[test]
@@ -108,22 +79,13 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
             seed ^= seed << 17;
             std::thread::sleep(Duration::from_millis(seed % 150));
         }
-        unsafe_kill(agent.id(), "KILL");
+        signal(agent.id(), "KILL");
         let _ = agent.wait();
     }
     node.drain();
     let got = fetched(&node, "crashy");
     assert_eq!(got.len(), written.len(), "no line lost, none duplicated");
     assert_eq!(got, written);
-}
-
-/// Does process `pid` hold `path` open? (what /proc/PID/fd shows)
-fn holds_open(pid: u32, path: &std::path::Path) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
 }
 
 fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
@@ -140,31 +102,6 @@ fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
         }
     }
     panic!("no manifest for {job}");
-}
-
-/// GET over plain HTTP/1.1; returns (status, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split(' ').nth(1)?.parse().ok()?;
-    Some((
-        status,
-        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    ))
-}
-
-fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0)
 }
 
 #[test]

@@ -58,7 +58,7 @@ impl StoreArgs {
         let url = self.store.as_deref().ok_or_else(|| CliError::usage("no store given: pass --store URL or set JOBARCHIVE_STORE (the demo's is ./jobarchive-demo)"))?;
         let path_style =
             std::env::var("JOBARCHIVE_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
-        Ok(Store::open(url, path_style).await?)
+        Ok(Store::open(url, path_style, "").await?)
     }
 }
 

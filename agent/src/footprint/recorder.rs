@@ -692,7 +692,7 @@ mod tests {
             std::fs::create_dir_all(&cfg.cgroup_root).unwrap();
             let store_dir = dir.path().join("store");
             let store = Arc::new(
-                Store::open(store_dir.to_str().unwrap(), false)
+                Store::open(store_dir.to_str().unwrap(), false, "")
                     .await
                     .unwrap(),
             );
@@ -937,6 +937,7 @@ mod tests {
             restart: 0,
             complete: true,
             end_offset: 10,
+            file: None,
             objects: ["2026-11-27T14:53:41.5Z", "2026-11-27T14:54:11.25Z"]
                 .iter()
                 .map(|ts| ObjectEntry {

@@ -101,6 +101,8 @@ pub struct Sources {
 #[derive(Default)]
 pub struct AttemptBook {
     pods: HashMap<JobKey, Vec<(i128, String)>>,
+    /// Pods that left the node, and when.
+    gone: HashMap<String, std::time::Instant>,
 }
 
 impl AttemptBook {
@@ -118,6 +120,24 @@ impl AttemptBook {
         if !list.iter().any(|(_, uid)| uid == pod_uid) {
             list.push((first_line_nanos, pod_uid.to_string()));
         }
+    }
+
+    /// The pod left the node. Its job keeps its numbers a while: a retry may still come.
+    pub fn forget(&mut self, pod_uid: &str) {
+        self.gone
+            .entry(pod_uid.to_string())
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    /// Drop the jobs all of whose pods left the node more than `after` ago.
+    pub fn prune(&mut self, after: std::time::Duration) {
+        let gone = &self.gone;
+        let old = |uid: &String| gone.get(uid).is_some_and(|t| t.elapsed() >= after);
+        self.pods
+            .retain(|_, list| !list.iter().all(|(_, uid)| old(uid)));
+        let listed: std::collections::HashSet<&String> =
+            self.pods.values().flatten().map(|(_, uid)| uid).collect();
+        self.gone.retain(|uid, _| listed.contains(uid));
     }
 
     pub fn attempt(&self, namespace: &str, job: &JobIdentity, pod_uid: &str) -> u32 {

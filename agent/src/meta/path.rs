@@ -147,4 +147,44 @@ mod tests {
         assert_eq!(guess_job("standalone"), g("standalone", None, None));
         assert_eq!(guess_job("web-vowel"), g("web-vowel", None, None));
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any folder name: no panic, and what parses is safe to put in a key.
+            #[test]
+            fn any_folder_name_parses_safely_or_not_at_all(name in "\\PC{0,80}") {
+                if let Some(d) = PodDir::parse(&name) {
+                    for part in [&d.namespace, &d.pod, &d.uid] {
+                        prop_assert!(is_safe_segment(part) && !part.contains('_'));
+                    }
+                    prop_assert_eq!(format!("{}_{}_{}", d.namespace, d.pod, d.uid), name);
+                }
+            }
+
+            /// Kubelet-shaped names always parse back into their parts.
+            #[test]
+            fn kubelet_folder_names_round_trip(
+                ns in "[a-z0-9][a-z0-9-]{0,20}",
+                pod in "[a-z0-9][a-z0-9.-]{0,40}",
+                uid in "[a-f0-9-]{1,36}",
+            ) {
+                let d = PodDir::parse(&format!("{ns}_{pod}_{uid}")).unwrap();
+                prop_assert_eq!((d.namespace, d.pod, d.uid), (ns, pod, uid));
+            }
+
+            /// Any pod name: no panic, and the job is a non-empty prefix of the pod name.
+            #[test]
+            fn job_guesses_are_prefixes_of_the_pod_name(pod in "[a-z0-9-]{1,63}|\\PC{0,63}") {
+                let g = guess_job(&pod);
+                prop_assert!(pod.starts_with(&g.job));
+                prop_assert!(!g.job.is_empty() || pod.is_empty());
+                if let Some(cron) = &g.cronjob {
+                    prop_assert!(g.job.starts_with(cron.as_str()));
+                }
+            }
+        }
+    }
 }

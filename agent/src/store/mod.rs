@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod s3;
+pub mod spool;
 
 use bytes::Bytes;
 use std::fmt;
@@ -66,12 +67,15 @@ pub enum Store {
 
 impl Store {
     /// `s3://BUCKET/PREFIX`, `file:///ABS/PATH` or a plain path (CONTRACT §2).
-    pub async fn open(url: &str, path_style: bool) -> Result<Store, StoreError> {
+    /// `ca_bundle`: extra trusted CAs (PEM file) for an S3 store behind a private CA.
+    pub async fn open(url: &str, path_style: bool, ca_bundle: &str) -> Result<Store, StoreError> {
         if url.is_empty() {
             return Err(StoreError::fatal("no store given: use --store URL or JOBARCHIVE_STORE (s3://BUCKET/PREFIX or a folder)"));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
-            return Ok(Store::S3(s3::S3Store::open(rest, path_style).await?));
+            return Ok(Store::S3(
+                s3::S3Store::open(rest, path_style, ca_bundle).await?,
+            ));
         }
         if url.contains("://") && !url.starts_with("file://") {
             return Err(StoreError::fatal(format!(

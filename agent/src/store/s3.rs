@@ -22,8 +22,13 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// `rest` is the URL after `s3://`: `BUCKET[/PREFIX]`.
-    pub async fn open(rest: &str, path_style: bool) -> Result<S3Store, StoreError> {
+    /// `rest` is the URL after `s3://`: `BUCKET[/PREFIX]`. `ca_bundle`: a PEM file of extra
+    /// trusted CAs (empty: env `AWS_CA_BUNDLE`, which aws-config itself does not read).
+    pub async fn open(
+        rest: &str,
+        path_style: bool,
+        ca_bundle: &str,
+    ) -> Result<S3Store, StoreError> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(StoreError::fatal(
@@ -37,10 +42,11 @@ impl S3Store {
             format!("{prefix}/")
         };
         let region = RegionProviderChain::default_provider().or_else("us-east-1");
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        if let Some(client) = https_client(ca_bundle)? {
+            loader = loader.http_client(client);
+        }
+        let sdk = loader.load().await;
         let path_style = path_style || env_flag("JOBARCHIVE_S3_PATH_STYLE");
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
@@ -188,6 +194,40 @@ impl S3Store {
     }
 }
 
+/// An HTTPS client that trusts the system roots plus a private CA bundle, when one is given.
+/// Certificates are always verified; there is no switch to turn that off.
+fn https_client(
+    ca_bundle: &str,
+) -> Result<Option<aws_sdk_s3::config::SharedHttpClient>, StoreError> {
+    use aws_smithy_http_client::tls;
+    let path = match ca_bundle {
+        "" => std::env::var("AWS_CA_BUNDLE").unwrap_or_default(),
+        p => p.to_string(),
+    };
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let pem = std::fs::read(&path)
+        .map_err(|e| StoreError::fatal(format!("cannot read CA bundle {path}: {e}")))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(StoreError::fatal(format!(
+            "CA bundle {path} holds no PEM certificate"
+        )));
+    }
+    let trust = tls::TrustStore::default().with_pem_certificate(pem);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| StoreError::fatal(format!("CA bundle {path}: {e}")))?;
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https();
+    Ok(Some(client))
+}
+
 fn is_fatal_code(code: &str) -> bool {
     matches!(
         code,
@@ -213,4 +253,22 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name)
         .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_ca_bundle_is_a_clear_startup_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = https_client(missing.to_str().unwrap()).err().unwrap();
+        assert!(err.message.contains("cannot read CA bundle"), "{err}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let err = https_client(junk.to_str().unwrap()).err().unwrap();
+        assert!(err.message.contains("no PEM certificate"), "{err}");
+        assert_eq!(err.kind, ErrorKind::Fatal);
+    }
 }
