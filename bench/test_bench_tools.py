@@ -36,6 +36,7 @@ def _load(name: str):
 
 bench = _load("bench")
 gen_corpus = _load("gen_corpus")
+gen_archive = _load("gen_archive")
 
 CRI_LINE = re.compile(
     rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{0,8}[1-9]))?Z (stdout|stderr) ([PF]) ([^\n]*)\n$")
@@ -200,6 +201,27 @@ class SmallPiecesTest(unittest.TestCase):
             self.assertEqual(bench.count_records(f.name), (2, 3))
         finally:
             os.unlink(f.name)
+
+
+class GenArchiveTest(unittest.TestCase):
+    def test_objects_tile_the_stream_and_match_the_manifest(self):
+        import gzip
+        with tempfile.TemporaryDirectory() as store:
+            self.assertEqual(gen_archive.write(store, 3, 4), 12)
+            manifests = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "manifests")) for f in fs]
+            self.assertEqual(len(manifests), 1)
+            with open(manifests[0]) as f:
+                (c,) = json.load(f)["containers"]
+            self.assertEqual([(o["first_offset"], o["end_offset"]) for o in c["objects"]],
+                             [(0, 240), (240, 480), (480, 720)])
+            self.assertEqual(c["end_offset"], 720)
+            for o in c["objects"]:
+                with open(os.path.join(store, o["key"]), "rb") as f:
+                    body = f.read()
+                self.assertEqual((len(body), hashlib.sha256(body).hexdigest()), (o["bytes"], o["sha256"]))
+                records = [json.loads(l) for l in gzip.decompress(body).splitlines()]
+                self.assertEqual(records[0]["offset"], o["first_offset"])
+                self.assertEqual((records[0]["ts"], records[-1]["ts"]), (o["first_ts"], o["last_ts"]))
 
 
 if __name__ == "__main__":

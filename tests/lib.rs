@@ -505,3 +505,166 @@ pub fn metric(body: &str, name: &str) -> f64 {
 pub fn agent_metric(port: u16, name: &str) -> f64 {
     http_get(port, "/metrics").map_or(-1.0, |(_, body)| metric(&body, name))
 }
+
+/// A fresh bucket created with S3 Object Lock enabled (and so versioned).
+pub fn new_locked_bucket() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let bucket = format!(
+        "e2e-locked-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    with_s3(|client| async move {
+        client
+            .create_bucket()
+            .bucket(&bucket)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .expect("create test bucket with Object Lock");
+        bucket
+    })
+}
+
+/// Run `f` with a client of the test S3 server, on a runtime of its own (tests are sync).
+pub fn with_s3<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce(aws_sdk_s3::Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let endpoint = std::env::var("S3_ENDPOINT").expect(
+        "S3_ENDPOINT is not set: run the tests with tests/run.sh, which starts the S3 test server",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build();
+        f(aws_sdk_s3::Client::from_conf(conf)).await
+    })
+}
+
+/// Direct access to the objects of a node's store, under the keys of CONTRACT §3, for tests
+/// that inspect or tamper with the archive behind the agent's back.
+impl Node {
+    /// A node whose store is `s3://{bucket}/archive`.
+    pub fn s3_in(bucket: &str) -> Node {
+        let mut node = Node::local();
+        node.store = format!("s3://{bucket}/archive");
+        node
+    }
+
+    /// `agent --drain` with a config file holding `toml` (flags still set dirs and store).
+    pub fn drain_with_config(&self, toml: &str) -> Output {
+        let path = self.dir.path().join("jobarchive.toml");
+        std::fs::write(&path, toml).unwrap();
+        run_expect(self.agent().arg("--config").arg(&path).arg("--drain"), 0)
+    }
+
+    fn s3_location(&self) -> Option<(String, String)> {
+        let rest = self.store.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        Some((bucket.to_string(), format!("{}/", prefix.trim_matches('/'))))
+    }
+
+    /// Every key under `prefix` (relative to the store), sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = match self.s3_location() {
+            Some((bucket, root)) => with_s3(|c| async move {
+                let mut out = Vec::new();
+                let mut pages = c
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(format!("{root}{prefix}"))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    for o in page.expect("list").contents() {
+                        out.push(o.key().unwrap()[root.len()..].to_string());
+                    }
+                }
+                out
+            }),
+            None => walk(Path::new(&self.store))
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .collect(),
+        };
+        keys.sort();
+        keys
+    }
+
+    pub fn get_object(&self, key: &str) -> Vec<u8> {
+        match self.s3_location() {
+            Some((bucket, root)) => with_s3(|c| async move {
+                let out = c
+                    .get_object()
+                    .bucket(bucket)
+                    .key(format!("{root}{key}"))
+                    .send()
+                    .await
+                    .expect("get object");
+                out.body.collect().await.unwrap().to_vec()
+            }),
+            None => std::fs::read(Path::new(&self.store).join(key)).unwrap(),
+        }
+    }
+
+    pub fn put_object(&self, key: &str, body: &[u8]) {
+        match self.s3_location() {
+            Some((bucket, root)) => with_s3(|c| async move {
+                c.put_object()
+                    .bucket(bucket)
+                    .key(format!("{root}{key}"))
+                    .body(body.to_vec().into())
+                    .send()
+                    .await
+                    .expect("put object");
+            }),
+            None => {
+                let path = Path::new(&self.store).join(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, body).unwrap();
+            }
+        }
+    }
+
+    pub fn delete_object(&self, key: &str) {
+        match self.s3_location() {
+            Some((bucket, root)) => with_s3(|c| async move {
+                c.delete_object()
+                    .bucket(bucket)
+                    .key(format!("{root}{key}"))
+                    .send()
+                    .await
+                    .expect("delete object");
+            }),
+            None => std::fs::remove_file(Path::new(&self.store).join(key)).unwrap(),
+        }
+    }
+}
+
+/// Files under `root`, as keys relative to it.
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}

@@ -12,3 +12,14 @@ python3 -m unittest tests/k8s_api/test_server.py bench/test_bench_tools.py
 python3 -m unittest tests/docs_test.py
 bash deploy/validate.sh
 "${XDG_CACHE_HOME:-$HOME/.cache}/jobarchive-venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy_test.py
+# Audit queries of docs/audit.md: DuckDB (pinned, in a venv of its own) over an archive the agent
+# writes in the test; lifecycle rules through moto's boto3 while moto runs.
+AUDIT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/jobarchive-audit-venv"
+DUCKDB_VERSION=1.5.6
+if ! "$AUDIT_VENV/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+  rm -rf "$AUDIT_VENV"
+  python3 -m venv "$AUDIT_VENV"
+  "$AUDIT_VENV/bin/pip" install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+fi
+"$AUDIT_VENV/bin/python" -m unittest tests/audit/test_audit.py
+"$MOTO_VENV/bin/python" -m unittest tests/audit/test_lifecycle.py

@@ -276,12 +276,10 @@ impl Shipper {
     ) -> Result<(), StoreError> {
         let mut state = pod.lock().await;
         let c = state.manifest.container_mut(&cp.container, cp.restart);
-        if let Some(entry) = entry {
-            c.add_object(entry);
-        }
+        c.record_batch(entry, cp.offset);
         c.complete |= complete;
-        if cp.offset >= c.end_offset {
-            c.end_offset = cp.offset;
+        // The file identity goes with the manifest's end only when this checkpoint is that end.
+        if c.end_offset == cp.offset {
             c.file = cp.file.clone();
         }
         state.manifest.updated = now_rfc3339();

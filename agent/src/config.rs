@@ -52,6 +52,11 @@ pub struct StoreConfig {
     pub max_retries: u32,
     pub spool_max_bytes: u64,
     pub ca_bundle: String,
+    pub sse: String,
+    pub sse_kms_key_id: String,
+    pub storage_class: String,
+    pub object_lock_mode: String,
+    pub object_lock_days: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -105,6 +110,11 @@ impl Default for StoreConfig {
             max_retries: 5,
             spool_max_bytes: 512 << 20,
             ca_bundle: String::new(),
+            sse: String::new(),
+            sse_kms_key_id: String::new(),
+            storage_class: String::new(),
+            object_lock_mode: String::new(),
+            object_lock_days: 0,
         }
     }
 }
@@ -172,7 +182,55 @@ impl Config {
         if self.store.upload_concurrency == 0 {
             return Err("store.upload_concurrency must be at least 1".into());
         }
-        Ok(())
+        self.store.validate_protection()
+    }
+}
+
+impl StoreConfig {
+    /// True when any object protection option is set (they apply to S3 stores only).
+    pub fn protects(&self) -> bool {
+        !self.sse.is_empty() || !self.storage_class.is_empty() || !self.object_lock_mode.is_empty()
+    }
+
+    fn validate_protection(&self) -> Result<(), String> {
+        if !matches!(self.sse.as_str(), "" | "AES256" | "aws:kms") {
+            return Err(format!(
+                "store.sse must be \"\", \"AES256\" or \"aws:kms\", not {:?}",
+                self.sse
+            ));
+        }
+        if !self.sse_kms_key_id.is_empty() && self.sse != "aws:kms" {
+            return Err("store.sse_kms_key_id needs store.sse = \"aws:kms\"".into());
+        }
+        // Log objects in these classes cannot be read back without a restore, which breaks
+        // `fetch` and `verify`; a lifecycle transition (docs/audit.md) is the way to get there.
+        if matches!(self.storage_class.as_str(), "GLACIER" | "DEEP_ARCHIVE") {
+            return Err(format!(
+                "store.storage_class {:?} is not readable without a restore: upload as STANDARD and move objects with a lifecycle rule (docs/audit.md)",
+                self.storage_class
+            ));
+        }
+        if !self
+            .storage_class
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "store.storage_class {:?} is not a storage class name (STANDARD_IA, INTELLIGENT_TIERING ...)",
+                self.storage_class
+            ));
+        }
+        match (self.object_lock_mode.as_str(), self.object_lock_days) {
+            ("", 0) => Ok(()),
+            ("", _) => Err("store.object_lock_days needs store.object_lock_mode".into()),
+            ("GOVERNANCE" | "COMPLIANCE", 0) => {
+                Err("store.object_lock_mode needs store.object_lock_days of at least 1".into())
+            }
+            ("GOVERNANCE" | "COMPLIANCE", _) => Ok(()),
+            (mode, _) => Err(format!(
+                "store.object_lock_mode must be \"\", \"GOVERNANCE\" or \"COMPLIANCE\", not {mode:?}"
+            )),
+        }
     }
 }
 
@@ -199,6 +257,39 @@ mod tests {
         assert!(Config::from_toml("kube = \"maybe\"").is_err());
         assert!(Config::from_toml("cluster = \"a/b\"").is_err());
         assert!(Config::from_toml("[footprint]\nsample_interval_secs = 0").is_err());
+    }
+
+    #[test]
+    fn protection_options_are_checked_together() {
+        let ok = [
+            "[store]\nsse = \"AES256\"",
+            "[store]\nsse = \"aws:kms\"\nsse_kms_key_id = \"alias/logs\"",
+            "[store]\nstorage_class = \"STANDARD_IA\"",
+            "[store]\nobject_lock_mode = \"COMPLIANCE\"\nobject_lock_days = 365",
+        ];
+        for text in ok {
+            let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(cfg.store.protects());
+        }
+        let bad = [
+            ("[store]\nsse = \"aes256\"", "store.sse"),
+            ("[store]\nsse_kms_key_id = \"k\"", "aws:kms"),
+            ("[store]\nstorage_class = \"GLACIER\"", "lifecycle"),
+            ("[store]\nstorage_class = \"standard ia\"", "storage class"),
+            (
+                "[store]\nobject_lock_mode = \"GOVERNANCE\"",
+                "object_lock_days",
+            ),
+            ("[store]\nobject_lock_days = 3", "object_lock_mode"),
+            (
+                "[store]\nobject_lock_mode = \"LEGAL\"\nobject_lock_days = 3",
+                "LEGAL",
+            ),
+        ];
+        for (text, needle) in bad {
+            let e = Config::from_toml(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     mod props {

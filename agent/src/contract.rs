@@ -237,6 +237,11 @@ pub struct ContainerManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileMark>,
     pub objects: Vec<ObjectEntry>,
+    /// Byte ranges `[from, to)` of the stream that the agent read past without a record
+    /// (malformed lines, bytes cut off by a truncation), so no object covers them. Recorded so
+    /// that `verify` can tell a deliberate skip from an object that went missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<(u64, u64)>,
 }
 
 /// A position in a container log file: its identity and the stream offset of its first byte.
@@ -294,6 +299,7 @@ impl Manifest {
                     end_offset: 0,
                     file: None,
                     objects: Vec::new(),
+                    skipped: Vec::new(),
                 });
                 self.containers
                     .sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
@@ -308,6 +314,31 @@ impl Manifest {
 }
 
 impl ContainerManifest {
+    /// Account for one committed batch, in stream order: its object if it had records, and the
+    /// bytes between what was accounted for so far and where it starts (or, without records,
+    /// where the stream's checkpoint now is) as skipped.
+    pub fn record_batch(&mut self, entry: Option<ObjectEntry>, checkpoint: u64) {
+        let accounted = self.end_offset;
+        match entry {
+            Some(entry) => {
+                self.note_skipped(accounted, entry.first_offset);
+                self.add_object(entry);
+            }
+            None => self.note_skipped(accounted, checkpoint),
+        }
+        self.end_offset = self.end_offset.max(checkpoint);
+    }
+
+    fn note_skipped(&mut self, from: u64, to: u64) {
+        if from >= to {
+            return;
+        }
+        match self.skipped.last_mut() {
+            Some(last) if last.1 == from => last.1 = to,
+            _ => self.skipped.push((from, to)),
+        }
+    }
+
     /// Record a landed object. A re-shipped batch has the same key and replaces its entry, and
     /// any entry it now covers (a shorter batch shipped before a crash) goes with it.
     pub fn add_object(&mut self, entry: ObjectEntry) {
@@ -315,11 +346,14 @@ impl ContainerManifest {
             o.key != entry.key
                 && !(o.first_offset >= entry.first_offset && o.first_offset < entry.end_offset)
         });
-        let end = entry.end_offset;
+        let (first, end) = (entry.first_offset, entry.end_offset);
         let at = self
             .objects
             .partition_point(|o| o.first_offset < entry.first_offset);
         self.objects.insert(at, entry);
+        // A batch re-read after a lost checkpoint may now hold records where bytes were skipped.
+        self.skipped
+            .retain(|&(from, _)| from < first || from >= end);
         self.end_offset = self.end_offset.max(end);
     }
 }
@@ -394,6 +428,7 @@ mod tests {
             end_offset: 0,
             file: None,
             objects: vec![],
+            skipped: vec![],
         };
         c.add_object(entry(0, 10));
         c.add_object(entry(10, 20));
@@ -408,5 +443,30 @@ mod tests {
             vec![(0, 10), (10, 20), (20, 40)]
         );
         assert_eq!(c.end_offset, 40);
+    }
+
+    #[test]
+    fn bytes_passed_without_records_are_recorded_as_skipped() {
+        let mut c = ContainerManifest {
+            container: "c".into(),
+            restart: 0,
+            complete: false,
+            end_offset: 0,
+            objects: vec![],
+            skipped: vec![],
+            file: None,
+        };
+        c.record_batch(Some(entry(0, 10)), 10);
+        // A batch of malformed lines only, then one more that extends the same skip.
+        c.record_batch(None, 15);
+        c.record_batch(None, 18);
+        c.record_batch(Some(entry(18, 30)), 30);
+        // Bytes dropped between batches (a truncation) show up as a skip before the next object.
+        c.record_batch(Some(entry(34, 40)), 40);
+        assert_eq!(c.skipped, vec![(10, 18), (30, 34)]);
+        assert_eq!(c.end_offset, 40);
+        // Re-read after a lost checkpoint, the skipped bytes at 30 now belong to an object.
+        c.record_batch(Some(entry(30, 40)), 40);
+        assert_eq!(c.skipped, vec![(10, 18)]);
     }
 }

@@ -25,6 +25,14 @@ impl CliError {
             message: message.into(),
         }
     }
+    /// The archive differs from what its manifests promise (`verify`): exit 1, like "nothing
+    /// found", since both mean "what you asked for is not there as it should be".
+    pub fn mismatch(message: impl Into<String>) -> Self {
+        CliError {
+            code: ExitCode::NotFound,
+            message: message.into(),
+        }
+    }
     pub fn usage(message: impl Into<String>) -> Self {
         CliError {
             code: ExitCode::Usage,

@@ -3,7 +3,7 @@
 //! The data path, one module per stage:
 //! `discover` → `tail` → `parse` → `meta` (enrich) → `encode` + `batch` → `compress` → `store`
 //! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
-//! `read` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//! `read`, `verify` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
 
 pub mod batch;
 pub mod checkpoint;
@@ -23,4 +23,5 @@ pub mod pipeline;
 pub mod read;
 pub mod store;
 pub mod tail;
+pub mod verify;
 pub mod watch;

@@ -74,8 +74,7 @@ pub async fn run(
     stop: Arc<AtomicBool>,
     sources: Sources,
 ) -> CliResult<RunSummary> {
-    let store =
-        Arc::new(Store::open(&cfg.store.url, cfg.store.path_style, &cfg.store.ca_bundle).await?);
+    let store = Arc::new(Store::open_for_agent(&cfg.store).await?);
     match store.check().await {
         Ok(()) => {}
         Err(e) if e.kind == ErrorKind::Fatal || drain => return Err(CliError::store(e.message)),

@@ -28,7 +28,8 @@ pub struct JobRun {
     pub manifests: Vec<Manifest>,
 }
 
-/// Every manifest under a namespace (and job), fetched with bounded parallelism.
+/// Every manifest under a namespace (and job), fetched with bounded parallelism; unreadable
+/// ones are skipped with a warning (`verify` reports them instead: see [`manifest_docs`]).
 pub async fn manifests(
     store: &Store,
     cluster: &str,
@@ -44,26 +45,59 @@ pub async fn footprints(store: &Store, prefix: &str) -> Result<Vec<Footprint>, S
     json_documents(store, prefix).await
 }
 
+/// A one-line JSON document as found in the store: parsed, or why it could not be.
+pub struct Doc<T> {
+    pub key: String,
+    pub parsed: Result<T, String>,
+}
+
+pub type ManifestDoc = Doc<Manifest>;
+
+/// Every manifest object under a namespace (and job), in key order, readable or not.
+pub async fn manifest_docs(
+    store: &Store,
+    cluster: &str,
+    ns: &str,
+    job: Option<&str>,
+) -> Result<Vec<ManifestDoc>, StoreError> {
+    parsed_documents(store, &listing_prefix("manifests", cluster, ns, job)).await
+}
+
 /// The one-line JSON documents under `prefix` (manifests, footprints), in key order; an
 /// unreadable one is skipped with a warning rather than failing the whole read.
 async fn json_documents<T: DeserializeOwned>(
     store: &Store,
     prefix: &str,
 ) -> Result<Vec<T>, StoreError> {
+    let docs = parsed_documents(store, prefix).await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| match d.parsed {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                tracing::warn!(key = %d.key, error = %e, "unreadable document skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+async fn parsed_documents<T: DeserializeOwned>(
+    store: &Store,
+    prefix: &str,
+) -> Result<Vec<Doc<T>>, StoreError> {
     let objects = store.list(prefix).await?;
     stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
         .map(|o| async move {
-            let data = store.get(&o.key).await?;
-            Ok::<_, StoreError>(data.and_then(|d| match serde_json::from_slice::<T>(&d) {
-                Ok(doc) => Some(doc),
-                Err(e) => {
-                    tracing::warn!(key = %o.key, error = %e, "unreadable document skipped");
-                    None
-                }
-            }))
+            // Listed a moment ago, gone now: a concurrent delete, nothing to judge.
+            let Some(data) = store.get(&o.key).await? else {
+                return Ok(None);
+            };
+            let parsed = serde_json::from_slice::<T>(&data).map_err(|e| e.to_string());
+            Ok::<_, StoreError>(Some(Doc { key: o.key, parsed }))
         })
         .buffered(FETCH_PARALLELISM)
-        .try_filter_map(|doc| async move { Ok(doc) })
+        .try_filter_map(|d| async move { Ok(d) })
         .try_collect()
         .await
 }
@@ -122,15 +156,28 @@ pub async fn log_keys(
     job: &str,
     job_uid: &str,
 ) -> Result<Vec<LogKey>, StoreError> {
+    let listing = log_listing(store, cluster, ns, job, job_uid).await?;
+    Ok(listing.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Like [`log_keys`], with each object's size: `fetch --follow` notices an object rewritten in
+/// place (a batch re-shipped with more records after a lost checkpoint) by its size.
+pub async fn log_listing(
+    store: &Store,
+    cluster: &str,
+    ns: &str,
+    job: &str,
+    job_uid: &str,
+) -> Result<Vec<(LogKey, u64)>, StoreError> {
     let prefix = format!(
         "{}job_uid={job_uid}/",
         listing_prefix("logs", cluster, ns, Some(job))
     );
-    let mut keys: Vec<LogKey> = store
+    let mut keys: Vec<(LogKey, u64)> = store
         .list(&prefix)
         .await?
         .iter()
-        .filter_map(|o| LogKey::parse(&o.key))
+        .filter_map(|o| Some((LogKey::parse(&o.key)?, o.size)))
         .collect();
     keys.sort();
     Ok(keys)

@@ -95,6 +95,9 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         timestamps: false,
         prefix: true,
         format: Format::Text,
+        since: None,
+        until: None,
+        follow: false,
     };
     super::fetch::run(fetch).await?;
     eprintln!(

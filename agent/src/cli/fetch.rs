@@ -1,12 +1,22 @@
-//! `jobarchive fetch <job>`: every attempt's logs back from the store, in order, each record once.
+//! `jobarchive fetch <job>`: every attempt's logs back from the store, in order, each record
+//! once; optionally only a time window (`--since/--until`), and with `--follow` the batches of a
+//! running job as they land. Objects are streamed a few at a time, so memory does not grow with
+//! the size of the job.
 
+use super::window::{now_nanos, Window};
 use super::StoreArgs;
 use crate::contract::{LogKey, RecordRead};
 use crate::error::{CliError, CliResult};
-use crate::read::{self, Dedup};
+use crate::read::{self, Dedup, JobRun};
+use crate::store::Store;
 use base64::Engine;
 use clap::{Args, ValueEnum};
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{StdoutLock, Write};
+use std::time::Duration;
+
+/// How often `--follow` lists the job's objects again.
+const FOLLOW_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Args, Debug)]
 pub struct FetchArgs {
@@ -32,6 +42,15 @@ pub struct FetchArgs {
     /// text: the messages; jsonl: the archived records as stored
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Only records at or after this time: RFC 3339, or a duration back from now (2h, 1h30m, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before this time: RFC 3339, or a duration back from now
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Keep printing new records of a running job as they land (polls every 2 s; Ctrl-C stops)
+    #[arg(short = 'f', long, conflicts_with = "until")]
+    pub follow: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,81 +60,201 @@ pub enum Format {
 }
 
 pub async fn run(args: FetchArgs) -> CliResult<()> {
+    let window = Window::parse(args.since.as_deref(), args.until.as_deref(), now_nanos())
+        .map_err(CliError::usage)?;
     let store = args.store.open().await?;
     let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
     let runs = read::job_runs(read::manifests(&store, cluster, ns, Some(&args.job)).await?);
-    let run = match &args.job_uid {
-        Some(uid) => runs.iter().find(|r| &r.job_uid == uid),
-        None => runs.last(),
-    };
-    let Some(run) = run else {
+    let run = pick_run(&runs, &args).ok_or_else(|| {
         let what = args
             .job_uid
             .as_ref()
             .map(|u| format!(" with job_uid {u}"))
             .unwrap_or_default();
-        return Err(CliError::not_found(format!(
+        CliError::not_found(format!(
             "no archived logs for job {}{what} in namespace {ns} (cluster {cluster}) at {}",
             args.job,
             store.describe()
-        )));
+        ))
+    })?;
+    let listing = read::log_listing(&store, cluster, ns, &args.job, &run.job_uid).await?;
+    // Only a follow needs to remember what it read, and only a window the objects' time spans:
+    // per-object state is what grows with a job's size, so keep none that is not needed.
+    let mut seen = HashMap::new();
+    let keys = select(listing, &args, args.follow.then_some(&mut seen))?;
+    let keys = if window.is_open() {
+        keys
+    } else {
+        let spans = object_spans(run);
+        keys.into_iter()
+            .filter(|k| spans.get(&k.key).is_none_or(|(a, b)| window.may_hold(a, b)))
+            .collect()
     };
-    for other in runs.iter().filter(|r| r.job_uid != run.job_uid) {
-        eprintln!(
-            "note: another run of job {}: --job-uid {} ({} .. {})",
-            args.job, other.job_uid, other.first_ts, other.last_ts
-        );
-    }
-    let mut keys = read::log_keys(&store, cluster, ns, &args.job, &run.job_uid).await?;
-    filter_keys(&mut keys, &args)?;
-    if keys.is_empty() {
+    if keys.is_empty() && !args.follow {
         return Err(CliError::not_found(format!(
             "no log objects for job {} matching the filters in namespace {ns} at {}",
             args.job,
             store.describe()
         )));
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut dedup = Dedup::default();
-    let mut bad = 0u64;
-    read::for_each_object(&store, &keys, |_key, body| {
-        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<RecordRead>(line) {
-                Ok(r) if dedup.first_time(&r) => write_record(&mut out, &args, &r, line)?,
-                Ok(_) => {}
-                Err(_) => bad += 1,
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    if let Err(e) = out.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(CliError::store(format!("writing output: {e}")));
+    let mut printer = Printer::new(&args, window);
+    printer.print(&store, &keys).await?;
+    if args.follow {
+        tokio::select! {
+            r = follow(&store, &args, &run.job_uid, seen, &mut printer) => r?,
+            _ = tokio::signal::ctrl_c() => {}
         }
     }
-    if bad > 0 {
-        eprintln!("warning: {bad} unreadable records skipped");
+    printer.finish()
+}
+
+fn pick_run<'a>(runs: &'a [JobRun], args: &FetchArgs) -> Option<&'a JobRun> {
+    let run = match &args.job_uid {
+        Some(uid) => runs.iter().find(|r| &r.job_uid == uid),
+        None => runs.last(),
+    }?;
+    for other in runs.iter().filter(|r| r.job_uid != run.job_uid) {
+        eprintln!(
+            "note: another run of job {}: --job-uid {} ({} .. {})",
+            args.job, other.job_uid, other.first_ts, other.last_ts
+        );
+    }
+    Some(run)
+}
+
+/// key → (first_ts, last_ts) of every object the run's manifests list.
+fn object_spans(run: &JobRun) -> HashMap<String, (String, String)> {
+    run.manifests
+        .iter()
+        .flat_map(|m| &m.containers)
+        .flat_map(|c| &c.objects)
+        .map(|o| (o.key.clone(), (o.first_ts.clone(), o.last_ts.clone())))
+        .collect()
+}
+
+/// The listed objects that pass the filters, in output order; with `seen` (a follow), only
+/// those not read yet at their current size, which `seen` then takes in.
+fn select(
+    mut listing: Vec<(LogKey, u64)>,
+    args: &FetchArgs,
+    seen: Option<&mut HashMap<String, u64>>,
+) -> CliResult<Vec<LogKey>> {
+    filter_keys(&mut listing, args)?;
+    if let Some(seen) = seen {
+        listing.retain(|(k, size)| seen.get(&k.key) != Some(size));
+        for (k, size) in &listing {
+            seen.insert(k.key.clone(), *size);
+        }
+    }
+    Ok(listing.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Poll the run's objects until Ctrl-C (the caller's) or until stdout is closed. A failed
+/// listing is reported and retried: a follow should outlive a network blip.
+async fn follow(
+    store: &Store,
+    args: &FetchArgs,
+    job_uid: &str,
+    mut seen: HashMap<String, u64>,
+    printer: &mut Printer<'_>,
+) -> CliResult<()> {
+    let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
+    while !printer.closed {
+        printer.flush()?;
+        tokio::time::sleep(FOLLOW_POLL).await;
+        let listing = match read::log_listing(store, cluster, ns, &args.job, job_uid).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("warning: listing failed, retrying: {e}");
+                continue;
+            }
+        };
+        let keys = select(listing, args, Some(&mut seen))?;
+        printer.print(store, &keys).await?;
     }
     Ok(())
 }
 
-fn filter_keys(keys: &mut Vec<LogKey>, args: &FetchArgs) -> CliResult<()> {
+/// Writes records to stdout once each, in the chosen format, inside the time window.
+struct Printer<'a> {
+    out: std::io::BufWriter<StdoutLock<'static>>,
+    args: &'a FetchArgs,
+    window: Window,
+    dedup: Dedup,
+    unreadable: u64,
+    /// The reader went away (`| head`): stop quietly.
+    closed: bool,
+}
+
+impl<'a> Printer<'a> {
+    fn new(args: &'a FetchArgs, window: Window) -> Printer<'a> {
+        Printer {
+            out: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock()),
+            args,
+            window,
+            dedup: Dedup::default(),
+            unreadable: 0,
+            closed: false,
+        }
+    }
+
+    async fn print(&mut self, store: &Store, keys: &[LogKey]) -> CliResult<()> {
+        read::for_each_object(store, keys, |_key, body| self.body(body)).await?;
+        Ok(())
+    }
+
+    fn body(&mut self, body: &[u8]) -> std::io::Result<()> {
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<RecordRead>(line) {
+                Ok(r) if !self.window.contains(&r.ts) => {}
+                Ok(r) if self.dedup.first_time(&r) => {
+                    if let Err(e) = write_record(&mut self.out, self.args, &r, line) {
+                        self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+                        return Err(e);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => self.unreadable += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> CliResult<()> {
+        match self.out.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(CliError::store(format!("writing output: {e}"))),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    fn finish(mut self) -> CliResult<()> {
+        self.flush()?;
+        if self.unreadable > 0 {
+            eprintln!("warning: {} unreadable records skipped", self.unreadable);
+        }
+        Ok(())
+    }
+}
+
+fn filter_keys(keys: &mut Vec<(LogKey, u64)>, args: &FetchArgs) -> CliResult<()> {
     if let Some(c) = &args.container {
-        keys.retain(|k| &k.container == c);
+        keys.retain(|(k, _)| &k.container == c);
     }
     match args.attempt.as_deref() {
         None => {}
         Some("last") => {
-            let last = keys.iter().map(|k| k.attempt).max().unwrap_or(0);
-            keys.retain(|k| k.attempt == last);
+            let last = keys.iter().map(|(k, _)| k.attempt).max().unwrap_or(0);
+            keys.retain(|(k, _)| k.attempt == last);
         }
         Some(n) => {
             let n: u32 = n.parse().map_err(|_| {
                 CliError::usage(format!("--attempt takes a number or `last`, not {n:?}"))
             })?;
-            keys.retain(|k| k.attempt == n);
+            keys.retain(|(k, _)| k.attempt == n);
         }
     }
     Ok(())

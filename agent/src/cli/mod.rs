@@ -5,6 +5,8 @@ pub mod demo;
 pub mod fetch;
 pub mod ls;
 pub mod report;
+pub mod verify;
+pub mod window;
 
 use crate::error::{CliError, CliResult};
 use crate::store::Store;
@@ -35,6 +37,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Per-attempt resource footprints of a job (or of a CronJob's jobs), with a request recommendation
     Report(report::ReportArgs),
+    /// Audit the archive: every manifest against the objects it lists, and objects no manifest lists
+    Verify(verify::VerifyArgs),
     /// Demonstrate on generated pods of the seed study's three Jobs, with a local store
     Demo(demo::DemoArgs),
 }
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Fetch(a) => fetch::run(a).await,
         Command::Ls(a) => ls::run(a).await,
         Command::Report(a) => report::run(a).await,
+        Command::Verify(a) => verify::run(a).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -951,6 +951,7 @@ mod tests {
                     last_ts: ts.to_string(),
                 })
                 .collect(),
+            skipped: Vec::new(),
         });
         node.recorder.env.state.save(&state).unwrap();
         let cid = "788a2b834c94af0281c907166ada6fa397601aaa6a977932f63ae4cbefcb3dbf";

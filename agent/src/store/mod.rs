@@ -86,6 +86,21 @@ impl Store {
         Ok(Store::Local(local::LocalStore::open(path)?))
     }
 
+    /// The agent's store: `open`, plus the object protection of `[store]` on S3.
+    pub async fn open_for_agent(cfg: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        match Store::open(&cfg.url, cfg.path_style, &cfg.ca_bundle).await? {
+            Store::S3(s) => Ok(Store::S3(
+                s.with_protection(s3::Protection::from_config(cfg)),
+            )),
+            Store::Local(s) => {
+                if cfg.protects() {
+                    tracing::warn!("store.sse, storage_class and object_lock_* apply to S3 only; the local store ignores them");
+                }
+                Ok(Store::Local(s))
+            }
+        }
+    }
+
     pub async fn put(&self, key: &str, body: Bytes, content: Content) -> Result<(), StoreError> {
         match self {
             Store::Local(s) => s.put(key, body).await,

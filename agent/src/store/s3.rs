@@ -1,6 +1,7 @@
 //! The S3 store, through aws-sdk-s3: credentials, region and endpoint from the standard AWS
 //! chain (env, web identity / IRSA, profile, instance metadata), `AWS_ENDPOINT_URL` for
-//! S3-compatible servers, a CRC32 checksum on every PUT, SDK retries with backoff and jitter.
+//! S3-compatible servers, a CRC32 checksum on every PUT, SDK retries with backoff and jitter,
+//! and the configured object protection (encryption, storage class, Object Lock) on each PUT.
 
 use super::{Content, ErrorKind, ObjectInfo, StoreError};
 use aws_config::meta::region::RegionProviderChain;
@@ -8,8 +9,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumAlgorithm;
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode, ServerSideEncryption, StorageClass};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::time::Duration;
@@ -19,6 +22,59 @@ pub struct S3Store {
     bucket: String,
     /// Empty, or ends with `/`.
     prefix: String,
+    protection: Protection,
+}
+
+/// What every PutObject carries besides the body: `[store]` sse, sse_kms_key_id, storage_class,
+/// object_lock_mode and object_lock_days, already validated by `Config::validate`.
+#[derive(Clone, Debug, Default)]
+pub struct Protection {
+    pub sse: Option<ServerSideEncryption>,
+    pub kms_key_id: Option<String>,
+    /// Log objects only (see config/jobarchive.toml for why not manifests).
+    pub storage_class: Option<StorageClass>,
+    pub lock: Option<(ObjectLockMode, u32)>,
+}
+
+impl Protection {
+    pub fn from_config(c: &crate::config::StoreConfig) -> Protection {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Protection {
+            sse: some(&c.sse).map(|s| ServerSideEncryption::from(s.as_str())),
+            kms_key_id: some(&c.sse_kms_key_id),
+            storage_class: some(&c.storage_class).map(|s| StorageClass::from(s.as_str())),
+            lock: some(&c.object_lock_mode)
+                .map(|m| (ObjectLockMode::from(m.as_str()), c.object_lock_days)),
+        }
+    }
+
+    /// Object Lock needs a Content-MD5 or an `x-amz-sdk-checksum-algorithm` header on the PUT;
+    /// the CRC32 checksum every PUT carries provides the latter.
+    fn apply(&self, req: PutObjectFluentBuilder, content: Content) -> PutObjectFluentBuilder {
+        let req = req
+            .set_server_side_encryption(self.sse.clone())
+            .set_ssekms_key_id(self.kms_key_id.clone());
+        let req = match content {
+            Content::GzipNdjson => req.set_storage_class(self.storage_class.clone()),
+            Content::Json => req,
+        };
+        match &self.lock {
+            Some((mode, days)) => req
+                .object_lock_mode(mode.clone())
+                .object_lock_retain_until_date(retain_until(*days)),
+            None => req,
+        }
+    }
+}
+
+/// Now plus `days`, whole seconds: retention counts from each upload, so a rewritten manifest's
+/// new version is kept as long as the first.
+fn retain_until(days: u32) -> DateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DateTime::from_secs((now + u64::from(days) * 86_400) as i64)
 }
 
 impl S3Store {
@@ -66,7 +122,12 @@ impl S3Store {
             client: Client::from_conf(conf),
             bucket: bucket.to_string(),
             prefix,
+            protection: Protection::default(),
         })
+    }
+
+    pub fn with_protection(self, protection: Protection) -> S3Store {
+        S3Store { protection, ..self }
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -81,13 +142,16 @@ impl S3Store {
         // Content-Encoding is deliberately not set for gzip NDJSON: clients would decompress
         // transparently and readers expecting `.gz` bytes (DuckDB, Athena) would break.
         let _ = encoding;
-        self.client
+        let req = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
             .content_type(content_type)
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body));
+        self.protection
+            .apply(req, content)
             .send()
             .await
             .map_err(|e| self.error("PutObject", key, e))?;

@@ -1,0 +1,137 @@
+//! `jobarchive verify [<job>]`: audit the archive of a job (or of a whole namespace) from the
+//! bucket alone. Lists the log objects, reads every manifest, reads and hashes every object a
+//! manifest lists, and prints one line per attempt (complete, incomplete or damaged, with the
+//! problems under it), the objects no manifest lists, then a summary. Exit 1 on any mismatch.
+
+use super::StoreArgs;
+use crate::contract::listing_prefix;
+use crate::error::{CliError, CliResult};
+use crate::read::{self, FETCH_PARALLELISM};
+use crate::store::{Store, StoreError};
+use crate::verify::{self, AttemptCheck, Expected, Listing, Summary};
+use clap::Args;
+use futures::stream::{self, StreamExt};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Job name (default: every job of the namespace)
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub async fn run(args: VerifyArgs) -> CliResult<()> {
+    let store = args.store.open().await?;
+    let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
+    let job = args.job.as_deref();
+    // Logs before manifests: an object listed here was uploaded before its manifest entry was
+    // written, so reading the manifests afterwards does not report a live job's newest object
+    // as unlisted (save for the instant between the two writes).
+    let listing: Listing = store
+        .list(&listing_prefix("logs", cluster, ns, job))
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    let docs = read::manifest_docs(&store, cluster, ns, job).await?;
+    if docs.is_empty() && listing.is_empty() {
+        let what = job.map(|j| format!("job {j}")).unwrap_or("any job".into());
+        return Err(CliError::not_found(format!(
+            "no manifests or log objects for {what} in namespace {ns} (cluster {cluster}) at {}",
+            store.describe()
+        )));
+    }
+    let mut checks: Vec<AttemptCheck> = docs
+        .iter()
+        .map(|d| verify::check_manifest(d, &listing))
+        .collect();
+    check_bodies(&store, verify::to_read(&checks, &listing), &mut checks).await?;
+    checks.sort_by_key(AttemptCheck::order);
+    let unlisted = verify::unlisted(&checks, &listing);
+    for c in &checks {
+        print!("{}", c.render());
+    }
+    for g in &unlisted {
+        print!("{}", g.render());
+    }
+    let summary = Summary::of(&checks, &unlisted);
+    println!("{}", summary.line());
+    if summary.ok() {
+        Ok(())
+    } else {
+        Err(CliError::mismatch(format!(
+            "the archive does not match its manifests: {} damaged attempts, {} unlisted objects",
+            summary.damaged, summary.unlisted
+        )))
+    }
+}
+
+/// Read and hash every expected object, FETCH_PARALLELISM at a time, holding no more bodies
+/// than that; each problem goes to the attempt that lists the object.
+async fn check_bodies(
+    store: &Store,
+    expected: Vec<Expected>,
+    checks: &mut [AttemptCheck],
+) -> Result<(), StoreError> {
+    let mut progress = Progress::new(expected.len());
+    let mut results = stream::iter(expected)
+        .map(|e| async move {
+            let body = store.get(&e.key).await?;
+            tokio::task::spawn_blocking(move || {
+                let problem = verify::check_body(&e, body.as_deref());
+                (e.attempt, problem)
+            })
+            .await
+            .map_err(|err| StoreError::fatal(format!("hashing failed: {err}")))
+        })
+        .buffer_unordered(FETCH_PARALLELISM);
+    while let Some(result) = results.next().await {
+        let (attempt, problem) = result?;
+        checks[attempt].problems.extend(problem);
+        progress.tick();
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// `verify: 1200/5000 objects checked` on stderr: refreshed every second on a terminal, once at
+/// the end otherwise (a log file or CI output wants one line, not thousands).
+struct Progress {
+    total: usize,
+    done: usize,
+    terminal: bool,
+    shown: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            terminal: std::io::stderr().is_terminal(),
+            shown: Instant::now(),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!("verify: {}/{} objects checked", self.done, self.total)
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        if self.terminal && self.shown.elapsed() >= Duration::from_secs(1) {
+            eprint!("\r{}", self.line());
+            self.shown = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!("\r{}", self.line());
+        } else {
+            eprintln!("{}", self.line());
+        }
+    }
+}
