@@ -290,26 +290,14 @@ pub fn new_bucket() -> String {
 }
 
 fn create_bucket(endpoint: &str, bucket: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .load()
-            .await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .endpoint_url(endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+    s3_at(endpoint, |client| async move {
+        client
             .create_bucket()
             .bucket(bucket)
             .send()
             .await
             .expect("create test bucket");
-    });
+    })
 }
 
 /// A moto S3 server owned by one test, so the test can take the store down (`stop`) and bring
@@ -535,6 +523,15 @@ where
     let endpoint = std::env::var("S3_ENDPOINT").expect(
         "S3_ENDPOINT is not set: run the tests with tests/run.sh, which starts the S3 test server",
     );
+    s3_at(&endpoint, f)
+}
+
+/// Run `f` with an aws-sdk-s3 client of the S3 server at `endpoint`.
+fn s3_at<F, Fut, T>(endpoint: &str, f: F) -> T
+where
+    F: FnOnce(aws_sdk_s3::Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
