@@ -218,7 +218,9 @@ def build(workdir, binary):
 
 
 def binary():
-    return Path(os.environ.get("JOBARCHIVE_BIN", ROOT / "target" / "debug" / "jobarchive"))
+    """The debug binary tests/run.sh built (honours CARGO_TARGET_DIR like cargo does)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return Path(os.environ.get("JOBARCHIVE_BIN", target / "debug" / "jobarchive"))
 
 
 if __name__ == "__main__":
