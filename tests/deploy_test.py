@@ -368,8 +368,8 @@ def test_scheduling_and_lifecycle(target):
     assert strategy["rollingUpdate"].get("maxSurge", 0) in (0, "0", "0%")
     assert spec["terminationGracePeriodSeconds"] == 60
     assert agent(target)["resources"] == {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"memory": "128Mi"},
+        "requests": {"cpu": "50m", "memory": "96Mi"},
+        "limits": {"memory": "160Mi"},
     }
     selector = ds["spec"]["selector"]["matchLabels"]
     labels = ds["spec"]["template"]["metadata"]["labels"]
