@@ -75,6 +75,21 @@ pub struct Node {
     pub endpoint: Option<String>,
 }
 
+/// A failing test shows the end of its agent's log (the node's folder is deleted with it).
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(log) = std::fs::read_to_string(self.agent_log()) {
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("--- last lines of agent.log ---");
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 impl Node {
     pub fn local() -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -148,6 +163,37 @@ impl Node {
             .env("JOBARCHIVE_HTTP_LISTEN", "127.0.0.1:0");
         self.s3_env(&mut c);
         c
+    }
+
+    /// A live agent with extra config, serving /metrics on a port of its own (returned), logging
+    /// to `agent_log()`; returns once /metrics answers.
+    pub fn start_agent(&self, config: &str) -> (Child, u16) {
+        let path = self.dir.path().join("agent.toml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.agent_log())
+            .unwrap();
+        let child = self
+            .agent()
+            .arg("--config")
+            .arg(&path)
+            .arg(format!("--http-listen=127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start agent");
+        eventually("the agent serves /metrics", || {
+            agent_metric(port, "jobarchive_files_open") >= 0.0
+        });
+        (child, port)
+    }
+
+    pub fn agent_log(&self) -> PathBuf {
+        self.dir.path().join("agent.log")
     }
 
     pub fn drain(&self) -> Output {

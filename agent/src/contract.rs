@@ -30,17 +30,22 @@ impl StreamMeta {
         self.job_uid.as_deref().unwrap_or(UNKNOWN_UID)
     }
 
+    /// `cluster=…/namespace=…/job=…/job_uid=…/attempt=…`, shared by the three trees.
+    fn partition(&self) -> String {
+        attempt_partition(
+            &self.cluster,
+            &self.namespace,
+            &self.job,
+            self.uid_part(),
+            self.attempt,
+        )
+    }
+
     /// `logs/…/restart={r}/` — the folder of this stream's objects.
     pub fn log_dir_key(&self) -> String {
         format!(
             "logs/{}/pod={}/container={}/restart={}/",
-            attempt_partition(
-                &self.cluster,
-                &self.namespace,
-                &self.job,
-                self.uid_part(),
-                self.attempt
-            ),
+            self.partition(),
             self.pod,
             self.container,
             self.restart
@@ -61,17 +66,7 @@ impl StreamMeta {
     }
 
     fn attempt_doc_key(&self, tree: &str) -> String {
-        format!(
-            "{tree}/{}/pod={}.json",
-            attempt_partition(
-                &self.cluster,
-                &self.namespace,
-                &self.job,
-                self.uid_part(),
-                self.attempt
-            ),
-            self.pod
-        )
+        format!("{tree}/{}/pod={}.json", self.partition(), self.pod)
     }
 }
 

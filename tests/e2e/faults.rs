@@ -10,39 +10,8 @@ fn lines(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag} line {i}")).collect()
 }
 
-/// A live agent with extra config, serving /metrics on a port of its own, logging to
-/// `agent.log` in the node's folder.
-fn start_agent(node: &Node, config: &str) -> (Child, u16) {
-    let path = node.dir.path().join("agent.toml");
-    std::fs::write(&path, config).unwrap();
-    let port = free_port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(agent_log(node))
-        .unwrap();
-    let child = node
-        .agent()
-        .arg("--config")
-        .arg(&path)
-        .arg(format!("--http-listen=127.0.0.1:{port}"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start agent");
-    eventually("the agent serves /metrics", || {
-        agent_metric(port, "jobarchive_files_open") >= 0.0
-    });
-    (child, port)
-}
-
-fn agent_log(node: &Node) -> std::path::PathBuf {
-    node.dir.path().join("agent.log")
-}
-
 fn log_text(node: &Node) -> String {
-    std::fs::read_to_string(agent_log(node)).unwrap_or_default()
+    std::fs::read_to_string(node.agent_log()).unwrap_or_default()
 }
 
 /// Wait (bounded) for the agent to exit; its exit code.
@@ -71,8 +40,7 @@ fn store_outage_spools_batches_and_pods_deleted_meanwhile_lose_nothing() {
     let node = Node::s3_on(&moto, "outage");
     // One upload at a time: without a spool, reading would stop after a few batches and the
     // CronJob pods created during the outage would never be opened before their deletion.
-    let (mut agent, port) = start_agent(
-        &node,
+    let (mut agent, port) = node.start_agent(
         "rescan_interval_secs = 1\n[batch]\nmax_age_secs = 1\n[store]\nupload_concurrency = 1\nmax_retries = 2\n",
     );
     moto.stop();
@@ -129,8 +97,7 @@ fn store_outage_spools_batches_and_pods_deleted_meanwhile_lose_nothing() {
 fn a_full_spool_pauses_reading_says_so_once_and_loses_nothing() {
     let mut moto = Moto::start();
     let node = Node::s3_on(&moto, "full");
-    let (mut agent, _port) = start_agent(
-        &node,
+    let (mut agent, _port) = node.start_agent(
         "[batch]\nmax_bytes = 1024\nmax_age_secs = 1\n[store]\nmax_retries = 1\nspool_max_bytes = 2048\n",
     );
     moto.stop();
@@ -157,10 +124,8 @@ fn shutdown_timeout_spools_what_is_unshipped_and_the_next_start_uploads_it() {
     let mut moto = Moto::start();
     let node = Node::s3_on(&moto, "grace");
     // Retries that would outlast any grace period: only the shutdown timeout ends them.
-    let (mut agent, port) = start_agent(
-        &node,
-        "shutdown_timeout_secs = 1\n[store]\nmax_retries = 100000\n",
-    );
+    let (mut agent, port) =
+        node.start_agent("shutdown_timeout_secs = 1\n[store]\nmax_retries = 100000\n");
     moto.stop();
     let pod = node.pod("default", "late-x7k2p", "uid-late");
     let msgs = lines("late", 300);
@@ -183,10 +148,8 @@ fn shutdown_timeout_spools_what_is_unshipped_and_the_next_start_uploads_it() {
 fn a_second_signal_exits_at_once() {
     let mut moto = Moto::start();
     let node = Node::s3_on(&moto, "twice");
-    let (mut agent, port) = start_agent(
-        &node,
-        "shutdown_timeout_secs = 3600\n[store]\nmax_retries = 100000\n",
-    );
+    let (mut agent, port) =
+        node.start_agent("shutdown_timeout_secs = 3600\n[store]\nmax_retries = 100000\n");
     moto.stop();
     node.pod("default", "stuck-x7k2p", "uid-stuck")
         .append("main", 0, &lines("stuck", 10));
@@ -332,7 +295,7 @@ fn corrupt_or_missing_checkpoints_resume_from_the_manifest_in_the_store() {
 #[test]
 fn a_state_dir_that_cannot_be_written_is_reported_and_shipping_goes_on() {
     let node = Node::local();
-    let (mut agent, _port) = start_agent(&node, "[batch]\nmax_age_secs = 1\n");
+    let (mut agent, _port) = node.start_agent("[batch]\nmax_age_secs = 1\n");
     let pods_dir = node.state_dir().join("pods");
     // Root ignores permission bits; the immutable attribute stops root too.
     let locked = std::process::Command::new("chattr")

@@ -4,7 +4,7 @@
 
 use jobarchive_e2e::*;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 fn lines(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag} line {i}")).collect()
@@ -226,22 +226,8 @@ const LINES_PER_POD: usize = 3;
 #[test]
 fn thousands_of_pods_coming_and_going_leave_no_descriptors_memory_or_state_behind() {
     let node = Node::local();
-    let config = node.dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        "rescan_interval_secs = 1\n[batch]\nmax_age_secs = 1\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let mut agent: Child = node
-        .agent()
-        .arg("--config")
-        .arg(&config)
-        .arg(format!("--http-listen=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut agent, port) =
+        node.start_agent("rescan_interval_secs = 1\n[batch]\nmax_age_secs = 1\n");
     let pid = agent.id();
     eventually("the agent serves /metrics", || {
         agent_metric(port, "jobarchive_files_open") == 0.0

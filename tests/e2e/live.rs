@@ -107,22 +107,7 @@ fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
 #[test]
 fn health_readiness_and_metrics_over_http() {
     let node = Node::local();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = node.dir.path().join("agent.toml");
-    std::fs::write(&config, "[batch]\nmax_age_secs = 1\n").unwrap();
-    let mut agent = node
-        .agent()
-        .arg("--config")
-        .arg(&config)
-        .arg(format!("--http-listen=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut agent, port) = node.start_agent("[batch]\nmax_age_secs = 1\n");
     let pod = node.pod("default", "metrics-x7k2p", "uid-m");
     let msgs: Vec<String> = (0..120).map(|i| format!("metric line {i}")).collect();
     pod.append("c", 0, &msgs);
