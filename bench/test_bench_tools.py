@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks of the benchmark tooling: the corpus generator's output and bench.py's corpus counting.
+"""Checks of the benchmark tooling: the corpus generator's output, bench.py's corpus counting,
+the pure parts of its lag and fetch modes, and gen_archive.py's archives.
 
     python3 -m unittest bench/test_bench_tools.py      (or: python3 bench/test_bench_tools.py)
 
@@ -13,11 +14,14 @@ import hashlib
 import importlib.util
 import io
 import json
+import math
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import unittest
 import uuid
 
@@ -203,6 +207,142 @@ class SmallPiecesTest(unittest.TestCase):
             os.unlink(f.name)
 
 
+class LagPiecesTest(unittest.TestCase):
+    def test_cri_timestamp_is_go_rfc3339nano_and_parses_back(self):
+        t = 1795784859_011990478  # 2026-11-27T13:07:39.011990478Z
+        self.assertEqual(bench.cri_timestamp(t), "2026-11-27T13:07:39.011990478Z")
+        self.assertEqual(bench.cri_timestamp(t - 11990478 + 500_000_000),
+                         "2026-11-27T13:07:39.5Z")
+        self.assertEqual(bench.cri_timestamp(t - 11990478), "2026-11-27T13:07:39Z")
+        memo: list = [None, b""]
+        for v in (t, t + 1, t + 10**9 - 11990478, t + 10**9):  # the memo follows the second
+            self.assertEqual(bench.cri_timestamp_bytes(v, memo), bench.cri_timestamp(v).encode())
+        self.assertEqual(bench.cri_timestamp_bytes(t + 10**9, memo),
+                         b"2026-11-27T13:07:40.011990478Z")
+        cache: dict = {}
+        for v in (t, t - 11990478, t + 1, t + 10**9 * 86400 * 40):
+            self.assertEqual(bench.parse_ts_ns(bench.cri_timestamp(v), cache), v)
+        self.assertEqual(bench.parse_ts_ns("2026-11-27T14:07:39.011990478+01:00"), t)
+        self.assertEqual(bench.parse_ts_ns("2026-11-27T13:07:39.0119904781Z"), t)  # >9 digits
+        with self.assertRaises(ValueError):
+            bench.parse_ts_ns("2026-11-27 13:07")
+
+    def test_object_lags_read_the_record_ts_not_a_message_that_looks_like_one(self):
+        recs = [{"ts": "2026-11-27T13:07:39.5Z", "stream": "stdout",
+                 "message": '{"ts":"1999-01-01T00:00:00Z"}', "offset": 0},
+                {"ts": "2026-11-27T13:07:40Z", "stream": "stderr", "message": "x", "offset": 50}]
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs).encode()
+        seen = bench.parse_ts_ns("2026-11-27T13:07:42Z")
+        self.assertEqual(bench.object_lags(data, seen, {}), [2.5, 2.0])
+        cache: dict = {}
+        lines = b"".join(b'{"ts":"%s","message":"m"}\n' % bench.cri_timestamp(t).encode()
+                         for t in (seen - 1, seen - 10**9 - 7, seen - 1_500_000_000))
+        lines += b'{"ts":"2026-11-27T14:07:41.75+01:00","message":"m"}\n'
+        for _ in range(2):  # again, with the seconds cached
+            self.assertEqual(bench.object_lags(lines, seen, cache),
+                             [1e-9, (10**9 + 7) / 1e9, 1.5, 0.25])
+
+    def test_percentiles(self):
+        v = list(range(1, 101))
+        self.assertEqual([bench.percentile(v, q) for q in (50, 90, 99, 100)], [50, 90, 99, 100])
+        self.assertEqual(bench.percentile([7.0], 99), 7.0)
+        self.assertTrue(math.isnan(bench.percentile([], 50)))
+        f = bench.lag_figures([3.0, 1.0, 2.0])
+        self.assertEqual((f["p50"], f["max"], f["min"], f["count"]), (2.0, 3.0, 1.0, 3))
+
+    def test_config_max_age(self):
+        self.assertEqual(bench.config_max_age([])[0], 5.0)
+        with tempfile.TemporaryDirectory() as d:
+            cfg = os.path.join(d, "a.toml")
+            with open(cfg, "w") as f:
+                f.write("[batch]\nmax_age_secs = 2\nmax_bytes = 1048576\n")
+            self.assertEqual(bench.config_max_age(["--config", cfg]), (2.0, cfg))
+            self.assertEqual(bench.config_max_age([f"--config={cfg}", "-x"])[0], 2.0)
+            with open(cfg, "w") as f:
+                f.write("[store]\nurl = 'file:///x'\n")
+            self.assertEqual(bench.config_max_age(["--config", cfg])[0], 5.0)
+            with self.assertRaises(bench.BenchError):
+                bench.config_max_age(["--config", os.path.join(d, "missing.toml")])
+
+    def test_bytes_due_follows_the_schedule_with_capped_bursts(self):
+        rate, total, burst = 1e6, 10_000_000, 100_000
+        self.assertEqual(bench.bytes_due(0.0, rate, total, 0, burst), 0)
+        self.assertEqual(bench.bytes_due(0.01, rate, total, 0, burst), 10_000)
+        self.assertEqual(bench.bytes_due(0.01, rate, total, 12_000, burst), 0)  # ahead: wait
+        self.assertEqual(bench.bytes_due(1.0, rate, total, 0, burst), burst)  # behind: capped
+        self.assertEqual(bench.bytes_due(99.0, rate, total, total - 5, burst), 5)  # the end
+
+    def test_tree_scanner_finds_each_new_object_once_and_skips_temporaries(self):
+        with tempfile.TemporaryDirectory() as d:
+            scanner = bench.TreeScanner(os.path.join(d, "logs"))
+            self.assertEqual(scanner.scan(), [])  # no logs/ yet
+            leaf = os.path.join(d, "logs", "cluster=c", "restart=0")
+            os.makedirs(leaf)
+            for name in ("00000000000000000000.ndjson.gz", ".00000000000000000900.ndjson.gz.tmp",
+                         ".x.ndjson.gz", "notes.json"):
+                open(os.path.join(leaf, name), "wb").close()
+            first = os.path.join(leaf, "00000000000000000000.ndjson.gz")
+            self.assertEqual(scanner.scan(), [first])
+            self.assertEqual(scanner.scan(), [])
+            # folders untouched for a while are not listed again, changed ones are
+            old = time.time() - 60
+            for folder in (d, os.path.join(d, "logs"), os.path.dirname(leaf), leaf):
+                os.utime(folder, (old, old))
+            self.assertEqual(scanner.scan(), [])
+            second = os.path.join(leaf, "00000000000000000900.ndjson.gz")
+            open(second, "wb").close()
+            other = os.path.join(d, "logs", "cluster=c", "restart=1")
+            os.makedirs(other)
+            third = os.path.join(other, "00000000000000000000.ndjson.gz")
+            open(third, "wb").close()
+            self.assertEqual(sorted(scanner.scan()), sorted([second, third]))
+            self.assertEqual(scanner.scan(), [])
+
+    def test_message_pool_is_cri_tails_of_50_to_300_characters(self):
+        pool = bench.message_pool(3, "go", "lag-p001-bcdfg", 500)
+        self.assertEqual(pool, bench.message_pool(3, "go", "lag-p001-bcdfg", 500))
+        stderr = 0
+        for tail in pool:
+            line = b"2026-11-27T13:07:39.5Z" + tail
+            m = CRI_LINE.match(line)
+            self.assertIsNotNone(m, line)
+            self.assertEqual(m.group(4), b"F")
+            self.assertTrue(50 <= len(m.group(5).decode()) <= 300)
+            stderr += m.group(3) == b"stderr"
+        self.assertTrue(10 <= stderr <= 100, stderr)
+        self.assertGreater(len(set(pool)), 490)
+
+    def test_lag_pods_are_job_pods(self):
+        with tempfile.TemporaryDirectory() as d:
+            pods = bench.lag_pods(d, 3)
+            self.assertEqual(len(pods), 3)
+            for path, pod, profile in pods:
+                self.assertRegex(pod, POD_NAME)
+                self.assertTrue(pod.startswith("lag-p"))
+                self.assertEqual(os.path.getsize(path), 0)
+                self.assertEqual(os.path.basename(path), "0.log")
+                self.assertIn(profile, gen_corpus.PROFILES)
+
+
+class FetchPiecesTest(unittest.TestCase):
+    def test_read_pipe_counts_bytes_and_lines(self):
+        r, w = os.pipe()
+        payload = b"a\n" * 300_000 + b"no newline at the end"
+        writer = threading.Thread(target=lambda: (os.write(w, payload), os.close(w)))
+        writer.start()
+        try:
+            self.assertEqual(bench.read_pipe(r), (len(payload), 300_001))
+        finally:
+            writer.join()
+            os.close(r)
+
+    def test_archive_folder_depends_on_the_size(self):
+        a = bench.archive_folder("/c", 1)
+        self.assertEqual(a, bench.archive_folder("/c", 1.0))
+        self.assertNotEqual(a, bench.archive_folder("/c", 0.5))
+        self.assertTrue(a.startswith("/c/archive-1gib-"))
+
+
 class GenArchiveTest(unittest.TestCase):
     def test_objects_tile_the_stream_and_match_the_manifest(self):
         import gzip
@@ -222,6 +362,42 @@ class GenArchiveTest(unittest.TestCase):
                 records = [json.loads(l) for l in gzip.decompress(body).splitlines()]
                 self.assertEqual(records[0]["offset"], o["first_offset"])
                 self.assertEqual((records[0]["ts"], records[-1]["ts"]), (o["first_ts"], o["last_ts"]))
+
+
+    def test_realistic_objects_tile_the_log_and_match_text_and_manifest(self):
+        import gzip
+        with tempfile.TemporaryDirectory() as store:
+            s = gen_archive.write_realistic(store, 60_000, 20_000, seed=3, jobs=1)
+            self.assertGreaterEqual(s["objects"], 3)
+            with open(os.path.join(store, "manifests", gen_archive.PARTITION,
+                                   f"pod={gen_archive.POD}.json")) as f:
+                (c,) = json.load(f)["containers"]
+            self.assertEqual([(o["first_offset"], o["end_offset"]) for o in c["objects"]],
+                             [(i * 20_000, (i + 1) * 20_000) for i in range(s["objects"])])
+            text = records = 0
+            for o in c["objects"]:
+                with open(os.path.join(store, o["key"]), "rb") as f:
+                    body = f.read()
+                self.assertEqual((len(body), hashlib.sha256(body).hexdigest()),
+                                 (o["bytes"], o["sha256"]))
+                recs = [json.loads(l) for l in gzip.decompress(body).splitlines()]
+                self.assertEqual(len(recs), o["records"])
+                # offsets step by the length of the CRI line each record came from
+                for a, b in zip(recs, recs[1:] + [{"offset": o["end_offset"]}]):
+                    line = f"{a['ts']} {a['stream']} F {a['message']}\n".encode()
+                    self.assertEqual(b["offset"] - a["offset"], len(line))
+                    self.assertTrue(bench.parse_ts_ns(a["ts"]) < bench.parse_ts_ns(
+                        b.get("ts", "2100-01-01T00:00:00Z")))
+                self.assertEqual(set(recs[0]), set(gen_archive.record(0, 0)))
+                text += sum(len(r["message"].encode()) + 1 for r in recs)
+                records += len(recs)
+            self.assertEqual((text, records), (s["text_bytes"], s["records"]))
+            with tempfile.TemporaryDirectory() as again:
+                # workers make the objects in any order: the bytes must not depend on it
+                s2 = gen_archive.write_realistic(again, 60_000, 20_000, seed=3, jobs=2)
+                self.assertEqual(s2["stored_bytes"], s["stored_bytes"])
+                self.assertEqual(tree_digest(os.path.join(again, "logs")),
+                                 tree_digest(os.path.join(store, "logs")))
 
 
 if __name__ == "__main__":

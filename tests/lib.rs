@@ -181,7 +181,11 @@ impl Node {
             .arg("--config")
             .arg(&path)
             .arg(format!("--http-listen=127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
+            // JOBARCHIVE_TEST_LOG=debug gives a failing test's agent log more to tell.
+            .env(
+                "RUST_LOG",
+                std::env::var("JOBARCHIVE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -507,6 +511,13 @@ pub fn holds_open(pid: u32, path: &Path) -> bool {
     };
     fds.flatten()
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+}
+
+/// The agent follows `path` with a descriptor of its own and has `files` log files open in all.
+/// `holds_open` alone can be fooled by a passing probe (the agent reads a new file's first line
+/// before it follows it); the gauge counts only followed files.
+pub fn follows(agent: &Child, port: u16, path: &Path, files: u32) -> bool {
+    holds_open(agent.id(), path) && agent_metric(port, "jobarchive_files_open") == f64::from(files)
 }
 
 /// GET over plain HTTP/1.1; returns (status, body).

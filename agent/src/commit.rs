@@ -18,10 +18,10 @@ use crate::tail::Sealed;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Mutex, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 /// What the follower hands the shipper.
@@ -36,6 +36,8 @@ pub enum Work {
 /// How the shipper is set up (from the config and the run mode).
 pub struct ShipperConfig {
     pub level: u32,
+    /// `batch.max_bytes`: how big one uncompressed batch can be.
+    pub batch_bytes: usize,
     pub concurrency: usize,
     pub max_retries: u32,
     /// Drain runs give up (exit 3) instead of spooling and waiting for the store to come back.
@@ -52,6 +54,12 @@ pub struct Shipper {
     cfg: ShipperConfig,
     /// Compression is CPU-bound: at most one batch per core at a time.
     compressing: Semaphore,
+    /// Uncompressed bytes the shipper holds (queued or being compressed), and what it may
+    /// hold: past it, reading waits. This, not a count of batches, bounds the agent's memory.
+    raw_held: AtomicUsize,
+    raw_budget: usize,
+    /// A batch was compressed: `raw_held` went down.
+    compressed: Notify,
     metrics: Arc<Metrics>,
     /// The last store write failed: batches go straight to the spool until one succeeds.
     down: AtomicBool,
@@ -84,9 +92,7 @@ impl Shipper {
         metrics: Arc<Metrics>,
         expired: watch::Receiver<bool>,
     ) -> Shipper {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let compressors = compressors();
         let stale = pods
             .values()
             .filter(|p| p.manifest_pending)
@@ -102,8 +108,13 @@ impl Shipper {
                     .collect(),
             ),
             stale_manifests: std::sync::Mutex::new(stale),
+            // The batches being compressed and no more: the follower fills the next one
+            // meanwhile, and nothing piles up behind a slow store.
+            raw_budget: compressors * cfg.batch_bytes,
             cfg,
-            compressing: Semaphore::new(cores),
+            compressing: Semaphore::new(compressors),
+            raw_held: AtomicUsize::new(0),
+            compressed: Notify::new(),
             metrics,
             down: AtomicBool::new(false),
             finishing: AtomicBool::new(false),
@@ -126,9 +137,15 @@ impl Shipper {
             if !open && tasks.is_empty() && queued == 0 {
                 return Ok(());
             }
+            // Room for a whole batch more: the budget is a ceiling, not a threshold.
+            let room = queued < self.cfg.concurrency
+                && self.raw_held.load(Relaxed) + self.cfg.batch_bytes <= self.raw_budget;
             tokio::select! {
-                msg = rx.recv(), if open && queued < self.cfg.concurrency => match msg {
-                    Some(Work::Batch(s)) => queues.entry(stream_id(&s.meta)).or_default().push_back(s),
+                msg = rx.recv(), if open && room => match msg {
+                    Some(Work::Batch(s)) => {
+                        self.raw_held.fetch_add(s.batch.data.len(), Relaxed);
+                        queues.entry(stream_id(&s.meta)).or_default().push_back(s);
+                    }
                     Some(Work::PodGone(uid)) => gone.push(uid),
                     None => open = false,
                 },
@@ -138,6 +155,7 @@ impl Shipper {
                     busy.remove(&id);
                 }
                 _ = tick.tick(), if !gone.is_empty() => {}
+                _ = self.compressed.notified(), if !room => {}
             }
         }
     }
@@ -191,6 +209,7 @@ impl Shipper {
         let packed = if s.batch.records > 0 {
             Some(self.compress(&mut s).await?)
         } else {
+            self.release_raw(std::mem::take(&mut s.batch.data).len());
             None
         };
         let via_spool = !self.cfg.give_up
@@ -212,22 +231,33 @@ impl Shipper {
         Ok(())
     }
 
+    /// Uncompressed bytes leave the shipper: reading may go on.
+    fn release_raw(&self, bytes: usize) {
+        self.raw_held.fetch_sub(bytes, Relaxed);
+        self.compressed.notify_one();
+    }
+
     async fn compress(&self, s: &mut Sealed) -> Result<Packed, StoreError> {
-        let permit = self
-            .compressing
-            .acquire()
-            .await
-            .map_err(|e| StoreError::fatal(e.to_string()))?;
         let data = std::mem::take(&mut s.batch.data);
+        let raw = data.len();
+        let permit = match self.compressing.acquire().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                self.release_raw(raw);
+                return Err(StoreError::fatal(e.to_string()));
+            }
+        };
         let level = self.cfg.level;
-        let (gz, sha) = tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             let gz = crate::compress::gzip(&data, level);
+            crate::batch::recycle(data);
             let sha = hex::encode(Sha256::digest(&gz));
             (Bytes::from(gz), sha)
         })
-        .await
-        .map_err(|e| StoreError::fatal(format!("compression failed: {e}")))?;
+        .await;
         drop(permit);
+        self.release_raw(raw);
+        let (gz, sha) = done.map_err(|e| StoreError::fatal(format!("compression failed: {e}")))?;
         let b = &s.batch;
         let entry = ObjectEntry {
             key: s.meta.log_key(b.first_offset),
@@ -580,6 +610,14 @@ impl Shipper {
             }
         }
     }
+}
+
+/// Batches compressed at once. The follower is one thread, and one compressor at the default
+/// level keeps up with about two thirds of what it reads, so two suffice on any node; on two
+/// cores one leaves the other core to the follower (measured in docs/performance.md).
+pub fn compressors() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.saturating_sub(1).clamp(1, 2)
 }
 
 fn identity_of(m: &StreamMeta) -> PodIdentity {

@@ -89,7 +89,7 @@ impl Default for Config {
             namespaces_include: vec![],
             namespaces_exclude: vec![],
             max_line_bytes: 1 << 20,
-            rescan_interval_secs: 10,
+            rescan_interval_secs: 60,
             metadata_wait_secs: 30,
             shutdown_timeout_secs: 45,
             http_listen: "0.0.0.0:9808".into(),
@@ -124,7 +124,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_bytes: 4 << 20,
             max_age_secs: 5,
-            compression_level: 6,
+            compression_level: 1,
         }
     }
 }

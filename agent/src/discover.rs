@@ -97,7 +97,8 @@ pub fn read_pod_folders(log_dir: &Path) -> std::io::Result<(Vec<(PodDir, PathBuf
             _ => skipped += 1,
         }
     }
-    pods.sort_by(|a, b| a.1.cmp(&b.1));
+    // Siblings: comparing the bytes orders them as comparing paths would, without parsing them.
+    pods.sort_by(|a, b| a.1.as_os_str().cmp(b.1.as_os_str()));
     Ok((pods, skipped))
 }
 
@@ -160,6 +161,49 @@ pub fn pod_streams(pod: &PodDir, pod_path: &Path) -> Vec<StreamFiles> {
     }
     out.sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
     out
+}
+
+/// Modification times and sizes of a pod folder, its container folders and their files. A new
+/// container folder changes the pod folder's time, a new or renamed log file its container
+/// folder's, a line its file's: while nothing differs the folder needs no new listing, so a
+/// rescan of a node with thousands of quiet pods costs a few stats per pod instead of listings.
+#[derive(Debug)]
+pub struct FolderStamp(Vec<(PathBuf, std::time::SystemTime, u64)>);
+
+/// File times are coarse (a clock tick): one this recent may hide a change made just after the
+/// listing, so such a folder is listed again next time.
+const STAMP_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl FolderStamp {
+    /// The stamp of `pod_path` as it is now; None when it cannot be read or changed too
+    /// recently to be trusted.
+    pub fn take(pod_path: &Path) -> Option<FolderStamp> {
+        let settled = std::time::SystemTime::now().checked_sub(STAMP_SETTLED)?;
+        let mut stamp = Vec::new();
+        let mut add = |path: PathBuf| {
+            let m = std::fs::symlink_metadata(&path).ok()?;
+            let modified = m.modified().ok().filter(|t| *t <= settled)?;
+            stamp.push((path, modified, m.len()));
+            Some(m.is_dir())
+        };
+        add(pod_path.to_path_buf())?;
+        for container in std::fs::read_dir(pod_path).ok()?.flatten() {
+            if add(container.path())? {
+                for file in std::fs::read_dir(container.path()).ok()?.flatten() {
+                    add(file.path())?;
+                }
+            }
+        }
+        Some(FolderStamp(stamp))
+    }
+
+    /// True while no folder or file of the stamp changed.
+    pub fn unchanged(&self) -> bool {
+        self.0.iter().all(|(path, modified, len)| {
+            std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.len() == *len && m.modified().is_ok_and(|t| t == *modified))
+        })
+    }
 }
 
 /// The allowed roots, resolved once (a root that does not exist on this node is dropped).
@@ -244,6 +288,50 @@ mod tests {
             assert_eq!(LogName::parse(bad), None, "{bad}");
         }
         assert_eq!(stamp_unix("19700101-000100"), Some(60));
+    }
+
+    #[test]
+    fn a_folder_stamp_changes_with_new_files_and_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = dir.path().join("default_job-abcde_uid1");
+        std::fs::create_dir_all(pod.join("main")).unwrap();
+        std::fs::create_dir_all(pod.join("sidecar")).unwrap();
+        let age = |path: &Path| {
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            let f = File::open(path).unwrap();
+            f.set_modified(old).unwrap();
+        };
+        assert!(
+            FolderStamp::take(&pod).is_none(),
+            "just changed: not trusted"
+        );
+        for p in [pod.join("main"), pod.join("sidecar"), pod.clone()] {
+            age(&p);
+        }
+        let stamp = FolderStamp::take(&pod).unwrap();
+        assert!(stamp.unchanged());
+        std::fs::write(pod.join("main/0.log"), "x").unwrap();
+        assert!(!stamp.unchanged(), "a new file in a container folder");
+        age(&pod.join("main"));
+        assert!(FolderStamp::take(&pod).is_none(), "a file just written");
+        age(&pod.join("main/0.log"));
+        let stamp = FolderStamp::take(&pod).unwrap();
+        std::fs::write(pod.join("main/0.log"), "xy").unwrap();
+        assert!(!stamp.unchanged(), "a file that grew");
+        age(&pod.join("main/0.log"));
+        let stamp = FolderStamp::take(&pod).unwrap();
+        std::fs::write(pod.join("sidecar/0.log"), "x").unwrap();
+        assert!(
+            !stamp.unchanged(),
+            "a new file in an empty container folder"
+        );
+        age(&pod.join("sidecar"));
+        age(&pod.join("sidecar/0.log"));
+        let stamp = FolderStamp::take(&pod).unwrap();
+        std::fs::create_dir(pod.join("init")).unwrap();
+        assert!(!stamp.unchanged(), "a new container");
+        std::fs::remove_dir_all(&pod).unwrap();
+        assert!(!stamp.unchanged(), "gone");
     }
 
     #[test]

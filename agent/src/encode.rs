@@ -58,8 +58,69 @@ impl Encoder {
     }
 }
 
+/// A JSON string, escaped as serde_json does. Most log text needs no escape at all, so runs of
+/// plain bytes are found eight at a time and copied whole (this was a tenth of the agent's
+/// CPU when done byte by byte).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut plain_from = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(word) = b.get(i..i + 8) {
+            if !word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        if needs_escape(c) {
+            out.extend_from_slice(&b[plain_from..i]);
+            write_escape(out, c);
+            plain_from = i + 1;
+        }
+        i += 1;
+    }
+    out.extend_from_slice(&b[plain_from..]);
+    out.push(b'"');
+}
+
+fn needs_escape(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// Whether any of the 8 bytes is a control character, `"` or `\\` (SWAR: a byte's high bit
+/// is set in the mask only where that byte matched; no false answers for the whole word).
+fn word_needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGH != 0
+}
+
+fn write_escape(out: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match c {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(c >> 4)],
+            HEX[usize::from(c & 0xf)],
+        ]),
+    }
 }
 
 fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -125,6 +186,32 @@ mod tests {
         assert_eq!(v["job_uid"], serde_json::Value::Null);
         assert_eq!(v["attempt"], 2);
         assert!(v.get("message_b64").is_none() && v.get("truncated").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_are_escaped_exactly_as_serde_json_does(s in "(?s).{0,80}", pad in 0usize..9) {
+            // Padding moves escapes across the 8-byte words of the fast path.
+            let s = format!("{}{s}", "x".repeat(pad));
+            let mut out = Vec::new();
+            write_json_str(&mut out, &s);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn every_control_character_and_escape_round_trips() {
+        let all: String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
+        for start in 0..8 {
+            let s = &all[start..];
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out.clone()).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::meta::{Identities, Sources};
 use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
 use crate::tail::TailContext;
 use crate::watch::Follower;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -62,6 +62,35 @@ pub struct Metrics {
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
 const QUEUE_BATCHES: usize = 1;
 
+/// A request to stop: a flag the reading thread checks every turn, and a wake-up for tasks
+/// (so nothing polls for it).
+#[derive(Default)]
+pub struct Stop {
+    flag: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Stop {
+    pub fn request(&self) {
+        self.flag.store(true, SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    pub fn requested(&self) -> bool {
+        self.flag.load(Relaxed)
+    }
+
+    pub async fn wait(&self) {
+        let woken = self.wake.notified();
+        tokio::pin!(woken);
+        // Registered before the check: a request between the two still wakes us.
+        woken.as_mut().enable();
+        if !self.requested() {
+            woken.await;
+        }
+    }
+}
+
 pub struct RunSummary {
     pub metrics: Arc<Metrics>,
 }
@@ -71,7 +100,7 @@ pub async fn run(
     cfg: Config,
     node: String,
     drain: bool,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     sources: Sources,
 ) -> CliResult<RunSummary> {
     let store = Arc::new(Store::open_for_agent(&cfg.store).await?);
@@ -95,6 +124,7 @@ pub async fn run(
         states.clone(),
         ShipperConfig {
             level: cfg.batch.compression_level,
+            batch_bytes: cfg.batch.max_bytes,
             concurrency: cfg.store.upload_concurrency,
             max_retries: cfg.store.max_retries,
             give_up: drain,
@@ -210,7 +240,13 @@ async fn ship(
 ) -> Result<(), StoreError> {
     let shipped = shipper.clone().run(rx).await;
     // On a store failure the shipper returns early and drops the channel; the reader then stops.
-    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    let read = tokio::task::spawn_blocking(move || reader.join()).await;
+    if !matches!(read, Ok(Ok(()))) {
+        // A bug, not bad input: say so rather than report a drain that read half the logs.
+        return Err(StoreError::fatal(
+            "the reading thread failed (see the panic above); what it had not read is read again at the next start",
+        ));
+    }
     shipper.finish();
     if let Some(uploader) = uploader {
         let _ = uploader.await;
@@ -220,11 +256,9 @@ async fn ship(
 
 /// After the stop signal, the shipper has `timeout` to land what is left; then whatever is
 /// still unshipped goes to the spool and the agent exits.
-fn start_grace_clock(stop: Arc<AtomicBool>, timeout: Duration, over: watch::Sender<bool>) {
+fn start_grace_clock(stop: Arc<Stop>, timeout: Duration, over: watch::Sender<bool>) {
     tokio::spawn(async move {
-        while !stop.load(Relaxed) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        stop.wait().await;
         tokio::time::sleep(timeout).await;
         tracing::warn!(
             timeout_secs = timeout.as_secs(),

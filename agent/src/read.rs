@@ -2,7 +2,7 @@
 //! manifests, list its log objects in contract order, stream their records with bounded
 //! parallelism, each record at most once, and load footprint documents.
 
-use crate::contract::{listing_prefix, LogKey, Manifest, RecordRead};
+use crate::contract::{listing_prefix, LogKey, Manifest};
 use crate::footprint::Footprint;
 use crate::store::{Store, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -183,54 +183,63 @@ pub async fn log_listing(
     Ok(keys)
 }
 
+/// (pod_uid, container, restart): one log stream of CONTRACT §4.
+pub type StreamKey = (String, String, u32);
+
 /// Drops records already printed: within a stream, objects come in offset order, so anything at
 /// or below the last printed offset was printed (an object re-shipped after a lost checkpoint).
 #[derive(Default)]
 pub struct Dedup {
-    next: HashMap<(String, String, u32), u64>,
+    next: HashMap<StreamKey, u64>,
 }
 
 impl Dedup {
-    pub fn first_time(&mut self, r: &RecordRead<'_>) -> bool {
-        let key = (r.pod_uid.to_string(), r.container.to_string(), r.restart);
-        match self.next.get_mut(&key) {
-            Some(next) if r.offset < *next => false,
+    pub fn first_time(&mut self, stream: &StreamKey, offset: u64) -> bool {
+        match self.next.get_mut(stream) {
+            Some(next) if offset < *next => false,
             Some(next) => {
-                *next = r.offset + 1;
+                *next = offset + 1;
                 true
             }
             None => {
-                self.next.insert(key, r.offset + 1);
+                self.next.insert(stream.clone(), offset + 1);
                 true
             }
         }
     }
 }
 
-/// Fetch objects in order with up to FETCH_PARALLELISM in flight, handing each decompressed
-/// body to `each` in key order.
-pub async fn for_each_object<F>(
+/// Fetch objects in order with up to FETCH_PARALLELISM in flight; each decompressed body goes
+/// through `render` on the blocking pool (so parsing uses every core), and the results reach
+/// `each` in key order.
+pub async fn for_each_object<T, R, F>(
     store: &Store,
     keys: &[LogKey],
+    render: R,
     mut each: F,
 ) -> Result<(), StoreError>
 where
-    F: FnMut(&LogKey, &[u8]) -> std::io::Result<()>,
+    T: Send + 'static,
+    R: Fn(Vec<u8>) -> T + Clone + Send + 'static,
+    F: FnMut(&LogKey, T) -> std::io::Result<()>,
 {
     let mut bodies = stream::iter(keys.iter())
-        .map(|k| async move {
-            let data = store.get(&k.key).await?.ok_or_else(|| {
-                StoreError::transient(format!("object {} vanished while reading", k.key))
-            })?;
-            tokio::task::spawn_blocking(move || gunzip(&data))
-                .await
-                .map_err(|e| StoreError::fatal(e.to_string()))?
-                .map(|d| (k, d))
+        .map(|k| {
+            let render = render.clone();
+            async move {
+                let data = store.get(&k.key).await?.ok_or_else(|| {
+                    StoreError::transient(format!("object {} vanished while reading", k.key))
+                })?;
+                tokio::task::spawn_blocking(move || gunzip(&data).map(render))
+                    .await
+                    .map_err(|e| StoreError::fatal(e.to_string()))?
+                    .map(|d| (k, d))
+            }
         })
         .buffered(FETCH_PARALLELISM);
     while let Some(item) = bodies.next().await {
-        let (key, body) = item?;
-        if let Err(e) = each(key, &body) {
+        let (key, rendered) = item?;
+        if let Err(e) = each(key, rendered) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());
             }

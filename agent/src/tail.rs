@@ -131,6 +131,8 @@ pub struct StreamTail {
     /// Stream offset before which everything has landed, when only that is known: files are
     /// skipped up to it.
     resume_at: u64,
+    /// The last batch was closed full: the next one will likely fill too.
+    filling: bool,
 }
 
 impl StreamTail {
@@ -156,6 +158,7 @@ impl StreamTail {
             seen_unix: now_unix(),
             format: None,
             resume_at: 0,
+            filling: false,
         };
         tail.plan(files, checkpoint);
         tail
@@ -281,6 +284,14 @@ impl StreamTail {
         }
     }
 
+    /// Hold the stream's first file from the moment it is found: a pod folder deleted before
+    /// the first read then loses nothing (the kubelet deletes folders, not open files).
+    pub fn open_early(&mut self, ctx: &TailContext) {
+        if self.source.is_none() {
+            self.open_next(ctx);
+        }
+    }
+
     /// Open the next planned file, or a new `N.log` that replaced the one read.
     fn open_next(&mut self, ctx: &TailContext) -> bool {
         if self.pending.is_empty() {
@@ -301,6 +312,15 @@ impl StreamTail {
                     return true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if out_of_descriptors(&e) => {
+                    // Not the file's fault: keep it planned and try again at the next pump.
+                    ctx.metrics.read_errors.fetch_add(1, Relaxed);
+                    if !OUT_OF_FDS_REPORTED.swap(true, Relaxed) {
+                        tracing::error!(file = %p.path.display(), error = %e, "out of file descriptors; the file waits until one is free (raise the agent's open-file limit)");
+                    }
+                    self.pending.push_front(p);
+                    return false;
+                }
                 Err(e) => {
                     ctx.metrics.read_errors.fetch_add(1, Relaxed);
                     tracing::warn!(file = %p.path.display(), error = %e, "cannot read log file; skipped");
@@ -482,11 +502,8 @@ impl StreamTail {
         match parser.push(line, off, cut) {
             Ok(Some(rec)) => {
                 if self.batch.data.capacity() == 0 {
-                    // One allocation per batch instead of doubling through every size (and
-                    // leaving a twice-too-large block behind); untouched pages cost no memory.
-                    self.batch
-                        .data
-                        .reserve_exact(ctx.batch_max_bytes + LINE_SLACK);
+                    self.batch.data =
+                        new_buffer(&mut self.filling, ctx.batch_max_bytes + LINE_SLACK);
                 }
                 self.batch.push(&self.encoder, &rec, end)
             }
@@ -508,6 +525,7 @@ impl StreamTail {
         }
         if self.batch.data.len() >= ctx.batch_max_bytes {
             sealed.push(self.seal(false));
+            self.filling = true;
         }
     }
 
@@ -555,6 +573,24 @@ impl StreamTail {
     pub fn is_open(&self) -> bool {
         self.source.is_some()
     }
+}
+
+/// A batch's buffer: a spare one while the stream fills batches, else a fresh one. One
+/// allocation per batch instead of doubling through every size (and leaving a twice-too-large
+/// block behind); a fresh buffer's untouched pages cost no memory.
+fn new_buffer(filling: &mut bool, capacity: usize) -> Vec<u8> {
+    let spare = std::mem::take(filling)
+        .then(|| crate::batch::spare_buffer(capacity))
+        .flatten();
+    spare.unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
+/// Reported once per process: a node out of descriptors would otherwise say it at every pump.
+static OUT_OF_FDS_REPORTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 fn now_unix() -> i64 {

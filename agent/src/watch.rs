@@ -10,10 +10,11 @@ use crate::discover::{self, StreamFiles};
 use crate::meta::{
     rfc3339_nanos, AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir,
 };
+use crate::pipeline::Stop;
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ pub struct Follower {
     book: AttemptBook,
     dirty: VecDeque<StreamKey>,
     tx: mpsc::Sender<Work>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     /// Asks the store what landed for a pod with no state (lost or corrupt state file).
     recover: Recover,
     /// Pods whose first line is older than this may have shipped before: worth a recovery.
@@ -52,9 +53,28 @@ pub struct Follower {
     refused: HashSet<String>,
     /// Every pinned identity, shared with the footprint sampler.
     identities: Identities,
+    /// Following (not draining): open each stream as soon as it is found.
+    open_early: bool,
+    /// For waiting on the shipper's queue without polling.
+    rt: tokio::runtime::Handle,
+    /// Pod folders as they were when last listed: a rescan lists them again only once
+    /// something in them changed.
+    settled: HashMap<PathBuf, discover::FolderStamp>,
+    /// inotify lost events: rescan at the next turn.
+    rescan_now: bool,
+    /// Pod folders an event showed in the last `YOUNG_FOR`, looked at again every second: files
+    /// created in a new folder before inotify watches it raise no event, and the rescan that
+    /// would find them may be a minute away.
+    young: HashMap<PathBuf, (PodDir, Instant)>,
 }
 
 pub type Recover = Box<dyn Fn(&PodIdentity) -> Option<PodState> + Send>;
+
+/// How long a pod folder found through an event is looked at again every second.
+const YOUNG_FOR: Duration = Duration::from_secs(10);
+
+/// Spare batch buffers are freed once no file changed for this long.
+const SPARES_KEPT_WHILE_QUIET: Duration = Duration::from_secs(10);
 
 /// A job's attempt numbers are forgotten this long after its last pod left the node.
 const ATTEMPTS_KEPT: Duration = Duration::from_secs(3600);
@@ -67,13 +87,18 @@ impl Follower {
         ctx: TailContext,
         states: HashMap<String, PodState>,
         tx: mpsc::Sender<Work>,
-        stop: Arc<AtomicBool>,
+        stop: Arc<Stop>,
         source: Option<Arc<dyn MetadataSource>>,
         identities: Identities,
         recover: Recover,
     ) -> Follower {
         Follower {
             recover,
+            open_early: false,
+            rt: tokio::runtime::Handle::current(),
+            settled: HashMap::new(),
+            rescan_now: false,
+            young: HashMap::new(),
             started_nanos: time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
             identities,
             source,
@@ -119,7 +144,7 @@ impl Follower {
     /// each pod once: they ship with what the source says by then, or with path metadata.
     fn settle_waiting(&mut self) {
         let give_up = Instant::now() + Duration::from_secs(self.cfg.metadata_wait_secs + 1);
-        while !self.waiting.is_empty() && !self.stop.load(Relaxed) && Instant::now() < give_up {
+        while !self.waiting.is_empty() && !self.stop.requested() && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(200));
             self.rescan_waiting();
         }
@@ -129,12 +154,26 @@ impl Follower {
     pub fn follow(mut self) {
         let (ev_tx, ev_rx) = std_mpsc::channel();
         let _watcher = self.watch(ev_tx);
+        self.open_early = true;
         self.rescan();
         let rescan_every = Duration::from_secs(self.cfg.rescan_interval_secs.max(1));
         let mut next_rescan = Instant::now() + rescan_every;
-        while !self.stop.load(Relaxed) {
-            self.publish_gauges();
-            if Instant::now() >= next_rescan || (!self.waiting.is_empty() && self.dirty.is_empty())
+        let mut last_event = Instant::now();
+        let mut next_tick = Instant::now();
+        while !self.stop.requested() {
+            // Once a second, not every turn: each walks every stream, and idle agents on busy
+            // nodes have thousands.
+            let tick = Instant::now() >= next_tick;
+            if tick {
+                next_tick = Instant::now() + Duration::from_secs(1);
+                self.publish_gauges();
+                self.revisit_young();
+            }
+            if std::mem::take(&mut self.rescan_now) {
+                next_rescan = Instant::now();
+            }
+            if Instant::now() >= next_rescan
+                || (tick && !self.waiting.is_empty() && self.dirty.is_empty())
             {
                 self.rescan_waiting();
             }
@@ -146,12 +185,17 @@ impl Follower {
             self.seal_old();
             match ev_rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(path) => {
+                    last_event = Instant::now();
                     self.on_path(&path);
                     while let Ok(path) = ev_rx.try_recv() {
                         self.on_path(&path);
                     }
                 }
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if last_event.elapsed() >= SPARES_KEPT_WHILE_QUIET {
+                        crate::batch::drop_spares();
+                    }
+                }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                     std::thread::sleep(Duration::from_millis(200))
                 }
@@ -173,6 +217,12 @@ impl Follower {
     fn watch(&self, ev_tx: std_mpsc::Sender<PathBuf>) -> Option<notify::RecommendedWatcher> {
         use notify::Watcher;
         let handler = move |res: notify::Result<notify::Event>| {
+            // Events were lost (queue overflow) or the watch failed: an empty path asks for a
+            // rescan now, so the periodic one is only a safety net and can be rare.
+            let lost = res.as_ref().map_or(true, |ev| ev.need_rescan());
+            if lost {
+                let _ = ev_tx.send(PathBuf::new());
+            }
             if let Ok(ev) = res {
                 // Our own reads raise open/access events: reacting to them would loop forever.
                 if matches!(
@@ -203,6 +253,11 @@ impl Follower {
     /// An event under the log dir: mark its stream dirty, or discover its pod.
     fn on_path(&mut self, path: &Path) {
         tracing::trace!(path = %path.display(), "event");
+        if path.as_os_str().is_empty() {
+            tracing::debug!("inotify lost events; rescanning");
+            self.rescan_now = true;
+            return;
+        }
         let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else {
             return;
         };
@@ -233,7 +288,10 @@ impl Follower {
                     _ => false,
                 });
         if known.is_empty() || file_is_new {
-            self.discover_pod(&pod, &self.cfg.log_dir.join(pod_folder));
+            let path = self.cfg.log_dir.join(pod_folder);
+            self.discover_pod(&pod, &path);
+            let first_seen = Instant::now();
+            self.young.entry(path).or_insert((pod, first_seen));
         } else {
             self.dirty.extend(known);
         }
@@ -245,18 +303,57 @@ impl Follower {
             return;
         };
         self.forget_gone(&pods);
+        let present: HashSet<&Path> = pods.iter().map(|(_, p)| p.as_path()).collect();
+        self.settled
+            .retain(|path, _| present.contains(path.as_path()));
+        let mut listed = Vec::new();
         let mut found = Vec::new();
         for (pod, path) in &pods {
-            if self.namespace_allowed(&pod.namespace) {
+            let unchanged = self.settled.get(path).is_some_and(|s| s.unchanged());
+            if self.namespace_allowed(&pod.namespace) && !unchanged {
                 found.extend(discover::pod_streams(pod, path));
+                listed.push((pod, path));
             }
         }
         self.enter_attempts(&found);
         for files in found {
             self.add_stream(files);
         }
+        // A drain lists each folder once: stamps would only cost memory.
+        if self.open_early {
+            for (pod, path) in listed {
+                self.stamp(pod, path);
+            }
+        }
         let all = self.sorted_keys();
         self.dirty.extend(all);
+    }
+
+    /// Remembers a listed pod folder as it is now: until a folder or file in it changes,
+    /// listing it again would find nothing new. Not for pods waiting for their metadata (they
+    /// are looked at again by `rescan_waiting`) or with a file that could not be opened (a
+    /// permission fixed later changes neither times nor sizes).
+    fn stamp(&mut self, pod: &PodDir, path: &Path) {
+        let retry = self.waiting.contains_key(&pod.uid) || self.refused.contains(&pod.uid);
+        match (!retry)
+            .then(|| discover::FolderStamp::take(path))
+            .flatten()
+        {
+            Some(stamp) => self.settled.insert(path.to_path_buf(), stamp),
+            None => self.settled.remove(path),
+        };
+    }
+
+    fn revisit_young(&mut self) {
+        self.young.retain(|_, (_, seen)| seen.elapsed() < YOUNG_FOR);
+        let young: Vec<(PodDir, PathBuf)> = self
+            .young
+            .iter()
+            .map(|(path, (pod, _))| (pod.clone(), path.clone()))
+            .collect();
+        for (pod, path) in young {
+            self.discover_pod(&pod, &path);
+        }
     }
 
     /// Pods waiting for their metadata: look again.
@@ -352,7 +449,10 @@ impl Follower {
             .and_then(|s| s.stream(&files.container, files.restart))
             .cloned();
         let meta: StreamMeta = identity.stream(&files.container, files.restart);
-        let tail = StreamTail::new(meta, &files, checkpoint.as_ref());
+        let mut tail = StreamTail::new(meta, &files, checkpoint.as_ref());
+        if self.open_early {
+            tail.open_early(&self.ctx);
+        }
         self.streams.insert(key.clone(), tail);
         self.dirty.push_back(key);
     }
@@ -448,10 +548,9 @@ impl Follower {
         let mut sealed = Vec::new();
         let mut seen = HashSet::new();
         while let Some(key) = self.dirty.pop_front() {
-            if self.stop.load(Relaxed) && !seen.is_empty() && seen.contains(&key) {
+            if self.stop.requested() && !seen.insert(key.clone()) {
                 break;
             }
-            seen.insert(key.clone());
             let Some(tail) = self.streams.get_mut(&key) else {
                 continue;
             };
@@ -517,23 +616,20 @@ impl Follower {
     /// Waits while the shipper is saturated: back-pressure reaches the reading here. The
     /// heartbeat keeps going meanwhile: waiting for the store is not a stalled agent.
     fn send_all(&mut self, sealed: &mut Vec<Sealed>) {
-        use tokio::sync::mpsc::error::TrySendError;
-        for mut s in sealed.drain(..) {
-            loop {
-                match self.tx.try_send(Work::Batch(s)) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(Work::Batch(back))) => {
-                        s = back;
-                        self.ctx
-                            .metrics
-                            .heartbeat_unix_ms
-                            .store(crate::http::now_ms(), Relaxed);
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(TrySendError::Full(_)) => unreachable!("only batches are sent here"),
-                    Err(TrySendError::Closed(_)) => return,
+        for s in sealed.drain(..) {
+            let permit = loop {
+                let heartbeat = &self.ctx.metrics.heartbeat_unix_ms;
+                heartbeat.store(crate::http::now_ms(), Relaxed);
+                let tx = &self.tx;
+                let wait =
+                    async { tokio::time::timeout(Duration::from_secs(1), tx.reserve()).await };
+                match self.rt.block_on(wait) {
+                    Ok(Ok(permit)) => break permit,
+                    Ok(Err(_closed)) => return,
+                    Err(_still_full) => {}
                 }
-            }
+            };
+            permit.send(Work::Batch(s));
         }
     }
 

@@ -22,13 +22,13 @@ fn sigterm(child: &mut Child) {
 #[test]
 fn pod_deleted_right_after_its_last_lines_loses_nothing() {
     let node = Node::local();
-    let mut agent = start(&node);
+    let (mut agent, port) = node.start_agent("");
     let pod = node.pod("default", "cron-fail-29929854-64rlg", "uid-del");
     let msgs: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
     pod.append("main", 0, &msgs[..200]);
     let log = pod.log_path("main", 0);
-    eventually("the agent has the log file open", || {
-        holds_open(agent.id(), &log)
+    eventually("the agent follows the log file", || {
+        follows(&agent, port, &log, 1)
     });
     // The last lines, then the CronJob history limit fires and the kubelet deletes the pod
     // folder before the agent could read them: they are read through its open descriptor.

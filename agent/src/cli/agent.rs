@@ -5,9 +5,9 @@ use crate::config::{Config, KubeMode};
 use crate::error::{CliError, CliResult};
 use crate::meta::kube::{cluster_config, KubeSource};
 use crate::meta::Sources;
+use crate::pipeline::Stop;
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ pub async fn run(args: AgentArgs) -> CliResult<()> {
         )));
     }
     let kube = kube_source(&cfg, &node).await?;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
     if !args.drain {
         spawn_signal_handler(stop.clone());
     }
@@ -178,7 +178,7 @@ async fn wait_for_pod_list(src: &KubeSource) {
 }
 
 /// First SIGTERM/SIGINT: stop reading, flush every batch, checkpoint, exit. Second: exit now.
-fn spawn_signal_handler(stop: Arc<AtomicBool>) {
+fn spawn_signal_handler(stop: Arc<Stop>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -192,7 +192,7 @@ fn spawn_signal_handler(stop: Arc<AtomicBool>) {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             if n == 0 {
                 tracing::info!("stopping: flushing open batches (signal again to exit at once)");
-                stop.store(true, Ordering::SeqCst);
+                stop.request();
             } else {
                 tracing::warn!("second signal: exiting without flushing");
                 std::process::exit(130);

@@ -9,7 +9,6 @@ use crate::error::{CliError, CliResult};
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -63,7 +62,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         cfg,
         "demo-node".into(),
         true,
-        Arc::new(AtomicBool::new(false)),
+        Arc::default(),
         crate::meta::Sources::default(),
     )
     .await?;

@@ -7,7 +7,7 @@ use super::window::{now_nanos, Window};
 use super::StoreArgs;
 use crate::contract::{LogKey, RecordRead};
 use crate::error::{CliError, CliResult};
-use crate::read::{self, Dedup, JobRun};
+use crate::read::{self, Dedup, JobRun, StreamKey};
 use crate::store::Store;
 use base64::Engine;
 use clap::{Args, ValueEnum};
@@ -156,7 +156,7 @@ async fn follow(
     args: &FetchArgs,
     job_uid: &str,
     mut seen: HashMap<String, u64>,
-    printer: &mut Printer<'_>,
+    printer: &mut Printer,
 ) -> CliResult<()> {
     let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
     while !printer.closed {
@@ -175,23 +175,97 @@ async fn follow(
     Ok(())
 }
 
-/// Writes records to stdout once each, in the chosen format, inside the time window.
-struct Printer<'a> {
-    out: std::io::BufWriter<StdoutLock<'static>>,
-    args: &'a FetchArgs,
+/// How records become output: what of the arguments the parsing threads need.
+#[derive(Clone, Copy)]
+struct Style {
+    format: Format,
+    prefix: bool,
+    timestamps: bool,
     window: Window,
+}
+
+/// One object's records as output text, with where each record's text ends: the printer still
+/// has to drop the records an earlier object already printed.
+struct Rendered {
+    text: Vec<u8>,
+    records: Vec<Mark>,
+    /// The streams of the object's records (one, unless the object was made by hand).
+    streams: Vec<StreamKey>,
+    unreadable: u64,
+}
+
+struct Mark {
+    offset: u64,
+    /// End of the record's text in `Rendered::text` (it starts where the previous one ended).
+    end: usize,
+    stream: usize,
+}
+
+impl Style {
+    fn render(self, body: Vec<u8>) -> Rendered {
+        let mut r = Rendered {
+            text: Vec::with_capacity(body.len() / 2),
+            records: Vec::new(),
+            streams: Vec::new(),
+            unreadable: 0,
+        };
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<RecordRead>(line) {
+                Ok(rec) if !self.window.contains(&rec.ts) => {}
+                Ok(rec) => {
+                    let stream = r.stream_index(&rec);
+                    write_record(&mut r.text, self, &rec, line).expect("writing to a Vec");
+                    r.records.push(Mark {
+                        offset: rec.offset,
+                        end: r.text.len(),
+                        stream,
+                    });
+                }
+                Err(_) => r.unreadable += 1,
+            }
+        }
+        r
+    }
+}
+
+impl Rendered {
+    fn stream_index(&mut self, rec: &RecordRead<'_>) -> usize {
+        let same = |s: &StreamKey| s.0 == rec.pod_uid && s.1 == rec.container && s.2 == rec.restart;
+        match self.streams.iter().position(same) {
+            Some(i) => i,
+            None => {
+                let key = (
+                    rec.pod_uid.to_string(),
+                    rec.container.to_string(),
+                    rec.restart,
+                );
+                self.streams.push(key);
+                self.streams.len() - 1
+            }
+        }
+    }
+}
+
+/// Writes records to stdout once each, in the chosen format, inside the time window.
+struct Printer {
+    out: std::io::BufWriter<StdoutLock<'static>>,
+    style: Style,
     dedup: Dedup,
     unreadable: u64,
     /// The reader went away (`| head`): stop quietly.
     closed: bool,
 }
 
-impl<'a> Printer<'a> {
-    fn new(args: &'a FetchArgs, window: Window) -> Printer<'a> {
+impl Printer {
+    fn new(args: &FetchArgs, window: Window) -> Printer {
         Printer {
             out: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock()),
-            args,
-            window,
+            style: Style {
+                format: args.format,
+                prefix: args.prefix,
+                timestamps: args.timestamps,
+                window,
+            },
             dedup: Dedup::default(),
             unreadable: 0,
             closed: false,
@@ -199,25 +273,40 @@ impl<'a> Printer<'a> {
     }
 
     async fn print(&mut self, store: &Store, keys: &[LogKey]) -> CliResult<()> {
-        read::for_each_object(store, keys, |_key, body| self.body(body)).await?;
+        let style = self.style;
+        let render = move |body| style.render(body);
+        read::for_each_object(store, keys, render, |_key, r| self.emit(r)).await?;
         Ok(())
     }
 
-    fn body(&mut self, body: &[u8]) -> std::io::Result<()> {
-        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<RecordRead>(line) {
-                Ok(r) if !self.window.contains(&r.ts) => {}
-                Ok(r) if self.dedup.first_time(&r) => {
-                    if let Err(e) = write_record(&mut self.out, self.args, &r, line) {
-                        self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
-                        return Err(e);
-                    }
+    /// Write an object's records that were not printed before; runs of them in one write.
+    fn emit(&mut self, r: Rendered) -> std::io::Result<()> {
+        self.unreadable += r.unreadable;
+        let (mut start, mut kept_from) = (0, None);
+        for m in &r.records {
+            let first = self.dedup.first_time(&r.streams[m.stream], m.offset);
+            match (first, kept_from) {
+                (true, None) => kept_from = Some(start),
+                (false, Some(from)) => {
+                    self.write(&r.text[from..start])?;
+                    kept_from = None;
                 }
-                Ok(_) => {}
-                Err(_) => self.unreadable += 1,
+                _ => {}
             }
+            start = m.end;
         }
-        Ok(())
+        match kept_from {
+            Some(from) => self.write(&r.text[from..start]),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, text: &[u8]) -> std::io::Result<()> {
+        let written = self.out.write_all(text);
+        if let Err(e) = &written {
+            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        written
     }
 
     fn flush(&mut self) -> CliResult<()> {
@@ -262,7 +351,7 @@ fn filter_keys(keys: &mut Vec<(LogKey, u64)>, args: &FetchArgs) -> CliResult<()>
 
 fn write_record(
     out: &mut impl Write,
-    args: &FetchArgs,
+    args: Style,
     r: &RecordRead<'_>,
     raw: &[u8],
 ) -> std::io::Result<()> {

@@ -6,10 +6,15 @@
 //! is gone), so every failure is "no reading this time", never an error or a panic. Paths are
 //! resolved and checked to stay under the cgroup root, so a symlink planted in a (possibly
 //! container-writable) hierarchy cannot make the agent read files elsewhere on the host.
+//!
+//! Cost matters: a busy node keeps the log folders of hundreds of finished pods whose cgroups
+//! are gone. A pod's directory is resolved once and then read with a few opens; a pod whose
+//! cgroup cannot be found is looked for again with a growing pause, not on every pass.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// QoS class directories; Guaranteed pods sit directly under the kubepods parent.
@@ -24,6 +29,9 @@ const CGROUPFS_PARENTS: [&str; 2] = ["kubepods", "kubelet/kubepods"];
 
 /// Interface files are a few hundred bytes; a larger one is not what we think it is.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Longest pause between searches for a cgroup that was not found.
+const SEARCH_PAUSE_MAX_SECS: f64 = 60.0;
 
 /// The series is halved past this length: a day-long Job sampled every 10 s stays a few hundred
 /// KiB of JSON. Peak and integral are accumulated on every sample, so they lose nothing.
@@ -47,15 +55,15 @@ pub fn find_pod_cgroup(cgroup_root: &Path, pod_uid: &str) -> Option<PathBuf> {
 
 /// Reads the interface files of the cgroup `dir`; None when `memory.current` cannot be read.
 pub fn read_cgroup(cgroup_root: &Path, dir: &Path) -> Option<Reading> {
-    read_at(&fs::canonicalize(cgroup_root).ok()?, dir)
+    read_at(&inside(&fs::canonicalize(cgroup_root).ok()?, dir)?)
 }
 
 /// The container scopes inside a pod cgroup, by runtime container id.
 pub fn container_scopes(cgroup_root: &Path, pod_dir: &Path) -> Vec<(String, PathBuf)> {
-    match fs::canonicalize(cgroup_root) {
-        Ok(root) => scopes_at(&root, pod_dir),
-        Err(_) => Vec::new(),
-    }
+    let resolved = fs::canonicalize(cgroup_root)
+        .ok()
+        .and_then(|root| inside(&root, pod_dir));
+    resolved.map(|dir| scopes_at(&dir)).unwrap_or_default()
 }
 
 fn candidates(pod_uid: &str) -> Vec<PathBuf> {
@@ -93,10 +101,12 @@ fn locate(root: &Path, pod_uid: &str) -> Option<PathBuf> {
     if !plausible {
         return None;
     }
+    // A stat per candidate; only the one that exists is resolved (a dozen path walks each).
     candidates(pod_uid)
         .into_iter()
-        .filter_map(|rel| inside(root, &root.join(rel)))
+        .map(|rel| root.join(rel))
         .find(|dir| dir.is_dir())
+        .and_then(|dir| inside(root, &dir))
 }
 
 /// The canonical form of `path` if it resolves to somewhere under `root` (itself canonical).
@@ -105,35 +115,38 @@ fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
     real.starts_with(root).then_some(real)
 }
 
-fn read_small(root: &Path, path: &Path) -> Option<String> {
-    let real = inside(root, path)?;
-    let mut text = String::new();
-    fs::File::open(real)
-        .ok()?
-        .take(MAX_FILE_BYTES)
-        .read_to_string(&mut text)
+/// An interface file of a directory already resolved inside the root. The file itself must not
+/// be a symlink (cgroupfs has none); O_NONBLOCK so a FIFO planted in a test tree cannot hang.
+fn read_small(path: &Path) -> Option<String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
         .ok()?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES).read_to_string(&mut text).ok()?;
     Some(text)
 }
 
-fn read_integer(root: &Path, path: &Path) -> Option<u64> {
-    read_small(root, path)?.trim().parse().ok()
+fn read_integer(path: &Path) -> Option<u64> {
+    read_small(path)?.trim().parse().ok()
 }
 
 /// The value of `key` in a flat-keyed file (`cpu.stat`, `memory.events`).
-fn read_keyed(root: &Path, path: &Path, key: &str) -> Option<u64> {
-    read_small(root, path)?.lines().find_map(|line| {
+fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    read_small(path)?.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
     })
 }
 
-fn read_at(root: &Path, dir: &Path) -> Option<Reading> {
+/// Reads a cgroup directory that `locate` or `scopes_at` found inside the root.
+fn read_at(dir: &Path) -> Option<Reading> {
     Some(Reading {
-        memory_bytes: read_integer(root, &dir.join("memory.current"))?,
-        cpu_usage_usec: read_keyed(root, &dir.join("cpu.stat"), "usage_usec"),
-        oom_kills: read_keyed(root, &dir.join("memory.events"), "oom_kill"),
-        memory_peak_bytes: read_integer(root, &dir.join("memory.peak")),
+        memory_bytes: read_integer(&dir.join("memory.current"))?,
+        cpu_usage_usec: read_keyed(&dir.join("cpu.stat"), "usage_usec"),
+        oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill"),
+        memory_peak_bytes: read_integer(&dir.join("memory.peak")),
     })
 }
 
@@ -149,11 +162,10 @@ fn container_id(name: &str) -> Option<&str> {
     (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
-fn scopes_at(root: &Path, pod_dir: &Path) -> Vec<(String, PathBuf)> {
-    let Some(pod_dir) = inside(root, pod_dir) else {
-        return Vec::new();
-    };
-    let Ok(entries) = fs::read_dir(&pod_dir) else {
+/// Scope directories of a pod directory resolved inside the root; the entry type comes from
+/// the directory listing, so a symlink among them is not a directory here.
+fn scopes_at(pod_dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(pod_dir) else {
         return Vec::new();
     };
     let mut scopes: Vec<_> = entries
@@ -181,6 +193,9 @@ pub struct ScopeUsage {
 pub(crate) struct Sampler {
     /// Cached so a sample costs a few reads, not a dozen lookups; dropped when it stops reading.
     location: Option<PathBuf>,
+    /// Searches that found nothing in a row, and when (unix seconds) to search again.
+    misses: u32,
+    next_search: f64,
     series: Vec<(f64, u64, f64)>,
     last: Option<(f64, u64)>,
     used_byte_seconds: f64,
@@ -195,17 +210,12 @@ impl Sampler {
     /// Reads the pod's cgroup once. `record` adds the reading to the memory-over-time series
     /// (and its integral); otherwise it only updates the peak, CPU and OOM totals.
     pub(crate) fn sample(&mut self, cgroup_root: &Path, pod_uid: &str, now: f64, record: bool) {
-        let Ok(root) = fs::canonicalize(cgroup_root) else {
+        let Some(dir) = self.find(cgroup_root, pod_uid, now) else {
             return;
         };
-        if self.location.is_none() {
-            self.location = locate(&root, pod_uid);
-        }
-        let Some(dir) = self.location.clone() else {
-            return;
-        };
-        let Some(reading) = read_at(&root, &dir) else {
+        let Some(reading) = read_at(&dir) else {
             self.location = None;
+            self.missed(now);
             return;
         };
         self.sampled_peak = self.sampled_peak.max(Some(reading.memory_bytes));
@@ -214,8 +224,8 @@ impl Sampler {
         if let Some(usec) = reading.cpu_usage_usec {
             self.cpu_seconds = Some(self.cpu_seconds.unwrap_or(0.0).max(usec as f64 / 1e6));
         }
-        for (id, scope_dir) in scopes_at(&root, &dir) {
-            if let Some(r) = read_at(&root, &scope_dir) {
+        for (id, scope_dir) in scopes_at(&dir) {
+            if let Some(r) = read_at(&scope_dir) {
                 let usage = self.containers.entry(id).or_default();
                 usage.peak_bytes = usage
                     .peak_bytes
@@ -229,6 +239,31 @@ impl Sampler {
         if record {
             self.record(now, reading.memory_bytes);
         }
+    }
+
+    /// The pod's cgroup directory: the cached one, or a search when one is due.
+    fn find(&mut self, cgroup_root: &Path, pod_uid: &str, now: f64) -> Option<PathBuf> {
+        if self.location.is_none() && now >= self.next_search {
+            self.location = fs::canonicalize(cgroup_root)
+                .ok()
+                .and_then(|root| locate(&root, pod_uid));
+            match self.location {
+                Some(_) => self.misses = 0,
+                None => self.missed(now),
+            }
+        }
+        self.location.clone()
+    }
+
+    /// A pod not started yet is found at the next pass or the one after; one that has ended
+    /// (its folder stays while the Job is kept) is looked for about once a minute.
+    fn missed(&mut self, now: f64) {
+        self.misses = self.misses.saturating_add(1);
+        let pause = match self.misses {
+            0..=2 => 0.0,
+            n => (5.0 * 2f64.powi(n.min(8) as i32 - 2)).min(SEARCH_PAUSE_MAX_SECS),
+        };
+        self.next_search = now + pause;
     }
 
     fn record(&mut self, now: f64, memory: u64) {
@@ -510,6 +545,33 @@ mod tests {
             assert_eq!(s.series().len(), 2);
             assert_eq!(s.peak_bytes(), Some(350));
         }
+    }
+
+    #[test]
+    fn a_missing_cgroup_is_looked_for_with_growing_pauses_and_found_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = pod_uid(6);
+        let mut s = Sampler::default();
+        for now in [0.0, 5.0, 10.0] {
+            s.sample(tmp.path(), &uid, now, true);
+        }
+        let (pod_dir, _) = pod_cgroup(tmp.path(), Layout::Systemd("burstable"), &uid, &cid(6));
+        write_usage(&pod_dir, 7, 0, None, 0);
+        s.sample(tmp.path(), &uid, 15.0, true);
+        assert!(!s.has_samples(), "searched again within the pause");
+        s.sample(tmp.path(), &uid, 20.0, true);
+        assert_eq!(s.series(), &[(20.0, 7, 0.0)]);
+        // Found: every pass reads it, whatever the misses before.
+        s.sample(tmp.path(), &uid, 21.0, true);
+        assert_eq!(s.series().len(), 2);
+
+        let mut s = Sampler::default();
+        let other = pod_uid(7);
+        for n in 0..40 {
+            s.sample(tmp.path(), &other, n as f64 * 5.0, true);
+        }
+        assert!(s.next_search <= 195.0 + SEARCH_PAUSE_MAX_SECS);
+        assert!(s.misses < 40, "pauses skipped some passes");
     }
 
     #[test]
