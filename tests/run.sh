@@ -9,6 +9,17 @@ source tests/s3-moto.sh
 cargo build --bins
 cargo test --workspace -- --test-threads=2
 python3 -m unittest tests/k8s_api/test_server.py bench/test_bench_tools.py
+# The benchmarks on tiny inputs, to prove they run (figures come from release builds on a quiet
+# machine: docs/performance.md): criterion's hot-path benches once each, and bench.py's drain,
+# idle, lag and fetch modes with the debug binary.
+cargo test -q -p jobarchive --bench hot_path
+BENCH_TMP="$(mktemp -d)"
+python3 bench/gen_corpus.py --out "$BENCH_TMP/pods" --size 2MiB --pods 10 --seed 1
+python3 bench/bench.py --binary target/debug/jobarchive --corpus "$BENCH_TMP/pods" --count-output
+python3 bench/bench.py --binary target/debug/jobarchive --idle-files 20 --idle-seconds 2
+python3 bench/bench.py --binary target/debug/jobarchive --lag-rate 0.5 --lag-seconds 3 --lag-pods 2
+python3 bench/bench.py --binary target/debug/jobarchive --fetch-gib 0.01 --fetch-cache "$BENCH_TMP/cache"
+rm -rf "$BENCH_TMP"
 python3 -m unittest tests/docs_test.py
 bash deploy/validate.sh
 "${XDG_CACHE_HOME:-$HOME/.cache}/jobarchive-venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy_test.py
