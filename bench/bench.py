@@ -1326,8 +1326,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-lines", type=int, default=5, help="idle mode: lines per file")
     p.add_argument("--idle-timeout", type=float, default=300,
                    help="idle mode: longest wait for the agent to ship the corpus")
-    p.add_argument("--idle-settle", type=float, default=5,
-                   help="idle mode: pause between catching up and measuring")
+    p.add_argument("--idle-settle", type=float, default=75,
+                   help="idle mode: pause between catching up and measuring (default 75 s: the "
+                        "agent rewrites each pod's footprint once, a write interval after start, "
+                        "with the log times its first write lacked; that is catching up too)")
     p.add_argument("--lag-rate", type=float, default=0,
                    help="lag mode: a live agent while lines are written at this many MB/s")
     p.add_argument("--lag-seconds", type=float, default=60, help="lag mode: writing period")

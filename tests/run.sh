@@ -16,7 +16,7 @@ cargo test -q -p jobarchive --bench hot_path
 BENCH_TMP="$(mktemp -d)"
 python3 bench/gen_corpus.py --out "$BENCH_TMP/pods" --size 2MiB --pods 10 --seed 1
 python3 bench/bench.py --binary target/debug/jobarchive --corpus "$BENCH_TMP/pods" --count-output
-python3 bench/bench.py --binary target/debug/jobarchive --idle-files 20 --idle-seconds 2
+python3 bench/bench.py --binary target/debug/jobarchive --idle-files 20 --idle-seconds 2 --idle-settle 1
 python3 bench/bench.py --binary target/debug/jobarchive --lag-rate 0.5 --lag-seconds 3 --lag-pods 2
 python3 bench/bench.py --binary target/debug/jobarchive --fetch-gib 0.01 --fetch-cache "$BENCH_TMP/cache"
 rm -rf "$BENCH_TMP"

@@ -96,6 +96,10 @@ pub struct StateDir {
     pods: PathBuf,
 }
 
+/// Inode, modification time and size of a state file: see [`StateDir::version`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateVersion(u64, i64, i64, u64);
+
 impl StateDir {
     pub fn open(state_dir: &Path) -> Result<StateDir, String> {
         let pods = state_dir.join("pods");
@@ -117,6 +121,14 @@ impl StateDir {
     pub fn load(&self, pod_uid: &str) -> Option<PodState> {
         let data = std::fs::read(self.path(pod_uid)).ok()?;
         serde_json::from_slice(&data).ok()
+    }
+
+    /// Which version of a pod's state file is there, without reading it: a save replaces the
+    /// file (new inode), so readers that poll (the footprint recorder) can skip what they read.
+    pub fn version(&self, pod_uid: &str) -> Option<StateVersion> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.path(pod_uid)).ok()?;
+        Some(StateVersion(m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
     }
 
     /// Every readable pod state. A corrupt file is reported and set aside (renamed `.corrupt`),

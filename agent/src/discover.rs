@@ -174,6 +174,14 @@ pub struct FolderStamp(Vec<(PathBuf, std::time::SystemTime, u64)>);
 /// listing, so such a folder is listed again next time.
 const STAMP_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The modification time of a folder, if it is old enough to be trusted (see
+/// `STAMP_SETTLED`): while it stays the same, no entry of the folder was added or removed.
+pub fn settled_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let settled = std::time::SystemTime::now().checked_sub(STAMP_SETTLED)?;
+    let modified = std::fs::symlink_metadata(path).ok()?.modified().ok()?;
+    (modified <= settled).then_some(modified)
+}
+
 impl FolderStamp {
     /// The stamp of `pod_path` as it is now; None when it cannot be read or changed too
     /// recently to be trusted.

@@ -62,28 +62,33 @@ impl Encoder {
 /// plain bytes are found eight at a time and copied whole (this was a tenth of the agent's
 /// CPU when done byte by byte).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
+    let mut b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    let mut plain_from = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(word) = b.get(i..i + 8) {
-            if !word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
-                i += 8;
-                continue;
-            }
-        }
-        let c = b[i];
-        if needs_escape(c) {
-            out.extend_from_slice(&b[plain_from..i]);
-            write_escape(out, c);
-            plain_from = i + 1;
-        }
-        i += 1;
+    loop {
+        let plain = plain_prefix(b);
+        out.extend_from_slice(&b[..plain]);
+        let Some(&c) = b.get(plain) else { break };
+        write_escape(out, c);
+        b = &b[plain + 1..];
     }
-    out.extend_from_slice(&b[plain_from..]);
     out.push(b'"');
+}
+
+/// How many leading bytes of `b` are plain JSON string content (no control character, `"` or
+/// `\\`): checked eight at a time.
+fn plain_prefix(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        if word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+            break;
+        }
+        i += 8;
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| needs_escape(c))
+        .unwrap_or(b.len() - i)
 }
 
 fn needs_escape(c: u8) -> bool {
@@ -136,11 +141,11 @@ fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::parse::StreamKind;
 
-    fn meta() -> StreamMeta {
+    pub(crate) fn meta() -> StreamMeta {
         StreamMeta {
             cluster: "c".into(),
             node: "n".into(),

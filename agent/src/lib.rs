@@ -3,7 +3,7 @@
 //! The data path, one module per stage:
 //! `discover` → `tail` → `parse` → `meta` (enrich) → `encode` + `batch` → `compress` → `store`
 //! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
-//! `read`, `verify` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//! `read` (with `inflate` and `decode`), `verify` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
 
 pub mod batch;
 pub mod checkpoint;
@@ -12,11 +12,13 @@ pub mod commit;
 pub mod compress;
 pub mod config;
 pub mod contract;
+pub mod decode;
 pub mod discover;
 pub mod encode;
 pub mod error;
 pub mod footprint;
 pub mod http;
+pub mod inflate;
 pub mod meta;
 pub mod parse;
 pub mod pipeline;

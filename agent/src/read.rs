@@ -8,7 +8,6 @@ use crate::store::{Store, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 
 /// Objects fetched at once: enough to hide latency, few enough to keep memory flat.
 pub const FETCH_PARALLELISM: usize = 8;
@@ -194,16 +193,17 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    pub fn first_time(&mut self, stream: &StreamKey, offset: u64) -> bool {
+    /// The lowest offset of `stream` not printed yet.
+    pub fn next(&self, stream: &StreamKey) -> u64 {
+        self.next.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Everything of `stream` below `next` has been printed.
+    pub fn advance(&mut self, stream: &StreamKey, next: u64) {
         match self.next.get_mut(stream) {
-            Some(next) if offset < *next => false,
-            Some(next) => {
-                *next = offset + 1;
-                true
-            }
+            Some(n) => *n = next.max(*n),
             None => {
-                self.next.insert(stream.clone(), offset + 1);
-                true
+                self.next.insert(stream.clone(), next);
             }
         }
     }
@@ -220,7 +220,7 @@ pub async fn for_each_object<T, R, F>(
 ) -> Result<(), StoreError>
 where
     T: Send + 'static,
-    R: Fn(Vec<u8>) -> T + Clone + Send + 'static,
+    R: Fn(&[u8]) -> T + Clone + Send + 'static,
     F: FnMut(&LogKey, T) -> std::io::Result<()>,
 {
     let mut bodies = stream::iter(keys.iter())
@@ -230,7 +230,7 @@ where
                 let data = store.get(&k.key).await?.ok_or_else(|| {
                     StoreError::transient(format!("object {} vanished while reading", k.key))
                 })?;
-                tokio::task::spawn_blocking(move || gunzip(&data).map(render))
+                tokio::task::spawn_blocking(move || inflate_and(&data, render))
                     .await
                     .map_err(|e| StoreError::fatal(e.to_string()))?
                     .map(|d| (k, d))
@@ -249,10 +249,16 @@ where
     Ok(())
 }
 
-fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(data.len() * 8);
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(|e| StoreError::fatal(format!("corrupt log object: {e}")))?;
-    Ok(out)
+thread_local! {
+    /// A decompressed object, kept per thread of the blocking pool: a fresh multi-MiB buffer
+    /// per object cost page faults on every one of its pages.
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn inflate_and<T>(gz: &[u8], render: impl Fn(&[u8]) -> T) -> Result<T, StoreError> {
+    BODY.with_borrow_mut(|body| {
+        crate::inflate::gunzip(gz, body)
+            .map_err(|e| StoreError::fatal(format!("corrupt log object: {e}")))?;
+        Ok(render(body))
+    })
 }

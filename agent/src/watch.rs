@@ -66,6 +66,8 @@ pub struct Follower {
     /// created in a new folder before inotify watches it raise no event, and the rescan that
     /// would find them may be a minute away.
     young: HashMap<PathBuf, (PodDir, Instant)>,
+    /// Pods with a stream, for the gauge; counted again only after streams came or went.
+    pods_with_streams: Option<u64>,
 }
 
 pub type Recover = Box<dyn Fn(&PodIdentity) -> Option<PodState> + Send>;
@@ -99,6 +101,7 @@ impl Follower {
             settled: HashMap::new(),
             rescan_now: false,
             young: HashMap::new(),
+            pods_with_streams: None,
             started_nanos: time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
             identities,
             source,
@@ -182,8 +185,15 @@ impl Follower {
                 next_rescan = Instant::now() + rescan_every;
             }
             self.pump_dirty();
-            self.seal_old();
-            match ev_rx.recv_timeout(Duration::from_millis(200)) {
+            let next_seal = self.seal_old();
+            // Sleep until the next thing is due (an event wakes it earlier); at most a second,
+            // which is also how long a stop request may wait.
+            let wake = next_seal
+                .unwrap_or(next_tick)
+                .min(next_tick)
+                .min(next_rescan);
+            let wait = wake.saturating_duration_since(Instant::now());
+            match ev_rx.recv_timeout(wait.min(Duration::from_secs(1))) {
                 Ok(path) => {
                     last_event = Instant::now();
                     self.on_path(&path);
@@ -197,7 +207,7 @@ impl Follower {
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(Duration::from_millis(200))
+                    std::thread::sleep(wait.min(Duration::from_millis(200)))
                 }
             }
         }
@@ -454,6 +464,7 @@ impl Follower {
             tail.open_early(&self.ctx);
         }
         self.streams.insert(key.clone(), tail);
+        self.pods_with_streams = None;
         self.dirty.push_back(key);
     }
 
@@ -561,6 +572,7 @@ impl Follower {
                     sealed.push(tail.seal(true));
                     tail.close();
                     self.streams.remove(&key);
+                    self.pods_with_streams = None;
                     self.ended.insert(key.clone());
                 }
             }
@@ -574,7 +586,7 @@ impl Follower {
     }
 
     /// Gauges for /metrics and the heartbeat for /healthz.
-    fn publish_gauges(&self) {
+    fn publish_gauges(&mut self) {
         let m = &self.ctx.metrics;
         let now = crate::http::now_ms();
         m.heartbeat_unix_ms.store(now, Relaxed);
@@ -583,8 +595,12 @@ impl Follower {
             self.streams.values().filter(|t| t.is_open()).count() as u64,
             Relaxed,
         );
-        let pods: HashSet<&str> = self.streams.keys().map(|k| k.0.as_str()).collect();
-        m.pods_tracked.store(pods.len() as u64, Relaxed);
+        let streams = &self.streams;
+        let pods = *self.pods_with_streams.get_or_insert_with(|| {
+            let pods: HashSet<&str> = streams.keys().map(|k| k.0.as_str()).collect();
+            pods.len() as u64
+        });
+        m.pods_tracked.store(pods, Relaxed);
         m.pods_pinned.store(self.pods.len() as u64, Relaxed);
         let oldest = self
             .streams
@@ -602,15 +618,21 @@ impl Follower {
         self.streams.values().map(|t| t.batch.data.len()).sum()
     }
 
-    fn seal_old(&mut self) {
+    /// Seals the batches that reached `batch.max_age_secs`; returns when the next one will.
+    fn seal_old(&mut self) -> Option<Instant> {
         let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
-        let mut sealed: Vec<Sealed> = self
-            .streams
-            .values_mut()
-            .filter(|t| t.has_unsealed() && t.batch.opened.elapsed() >= max_age)
-            .map(|t| t.seal(false))
-            .collect();
+        let mut sealed = Vec::new();
+        let mut next = None::<Instant>;
+        for t in self.streams.values_mut().filter(|t| t.has_unsealed()) {
+            let due = t.batch.opened + max_age;
+            if due <= Instant::now() {
+                sealed.push(t.seal(false));
+            } else {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
         self.send_all(&mut sealed);
+        next
     }
 
     /// Waits while the shipper is saturated: back-pressure reaches the reading here. The

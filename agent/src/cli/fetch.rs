@@ -6,6 +6,7 @@
 use super::window::{now_nanos, Window};
 use super::StoreArgs;
 use crate::contract::{LogKey, RecordRead};
+use crate::decode;
 use crate::error::{CliError, CliResult};
 use crate::read::{self, Dedup, JobRun, StreamKey};
 use crate::store::Store;
@@ -13,6 +14,7 @@ use base64::Engine;
 use clap::{Args, ValueEnum};
 use std::collections::HashMap;
 use std::io::{StdoutLock, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often `--follow` lists the job's objects again.
@@ -201,16 +203,39 @@ struct Mark {
     stream: usize,
 }
 
+/// Output buffers handed back by the printer for the next objects: fresh multi-MiB buffers
+/// cost a page fault per page.
+static TEXT_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+fn text_buffer(capacity: usize) -> Vec<u8> {
+    let mut text = TEXT_BUFFERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_default();
+    text.reserve(capacity);
+    text
+}
+
+fn give_back(mut text: Vec<u8>) {
+    let mut pool = TEXT_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < read::FETCH_PARALLELISM {
+        text.clear();
+        pool.push(text);
+    }
+}
+
 impl Style {
-    fn render(self, body: Vec<u8>) -> Rendered {
+    fn render(self, body: &[u8]) -> Rendered {
         let mut r = Rendered {
-            text: Vec::with_capacity(body.len() / 2),
+            // The text of a record is never longer than the record.
+            text: text_buffer(body.len()),
             records: Vec::new(),
             streams: Vec::new(),
             unreadable: 0,
         };
-        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<RecordRead>(line) {
+        for line in lines(body) {
+            match decode::record(line) {
                 Ok(rec) if !self.window.contains(&rec.ts) => {}
                 Ok(rec) => {
                     let stream = r.stream_index(&rec);
@@ -226,6 +251,19 @@ impl Style {
         }
         r
     }
+}
+
+/// The non-empty lines of an object's body.
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain(std::iter::once(body.len()))
+        .map(move |end| {
+            let line = &body[start..end];
+            start = end + 1;
+            line
+        })
+        .filter(|l| !l.is_empty())
 }
 
 impl Rendered {
@@ -274,7 +312,7 @@ impl Printer {
 
     async fn print(&mut self, store: &Store, keys: &[LogKey]) -> CliResult<()> {
         let style = self.style;
-        let render = move |body| style.render(body);
+        let render = move |body: &[u8]| style.render(body);
         read::for_each_object(store, keys, render, |_key, r| self.emit(r)).await?;
         Ok(())
     }
@@ -282,23 +320,34 @@ impl Printer {
     /// Write an object's records that were not printed before; runs of them in one write.
     fn emit(&mut self, r: Rendered) -> std::io::Result<()> {
         self.unreadable += r.unreadable;
-        let (mut start, mut kept_from) = (0, None);
+        let runs = self.unprinted(&r);
+        let written = runs
+            .into_iter()
+            .try_for_each(|run| self.write(&r.text[run]));
+        give_back(r.text);
+        written
+    }
+
+    /// The ranges of `r.text` whose records were not printed before (each stream's offsets
+    /// looked up once per object, not per record); they count as printed from here on.
+    fn unprinted(&mut self, r: &Rendered) -> Vec<std::ops::Range<usize>> {
+        let mut next: Vec<u64> = r.streams.iter().map(|s| self.dedup.next(s)).collect();
+        let (mut runs, mut start) = (Vec::<std::ops::Range<usize>>::new(), 0);
         for m in &r.records {
-            let first = self.dedup.first_time(&r.streams[m.stream], m.offset);
-            match (first, kept_from) {
-                (true, None) => kept_from = Some(start),
-                (false, Some(from)) => {
-                    self.write(&r.text[from..start])?;
-                    kept_from = None;
+            let next = &mut next[m.stream];
+            if m.offset >= *next {
+                *next = m.offset + 1;
+                match runs.last_mut() {
+                    Some(run) if run.end == start => run.end = m.end,
+                    _ => runs.push(start..m.end),
                 }
-                _ => {}
             }
             start = m.end;
         }
-        match kept_from {
-            Some(from) => self.write(&r.text[from..start]),
-            None => Ok(()),
+        for (stream, next) in r.streams.iter().zip(next) {
+            self.dedup.advance(stream, next);
         }
+        runs
     }
 
     fn write(&mut self, text: &[u8]) -> std::io::Result<()> {

@@ -8,10 +8,12 @@
 //! container-writable) hierarchy cannot make the agent read files elsewhere on the host.
 //!
 //! Cost matters: a busy node keeps the log folders of hundreds of finished pods whose cgroups
-//! are gone. A pod's directory is resolved once and then read with a few opens; a pod whose
-//! cgroup cannot be found is looked for again with a growing pause, not on every pass.
+//! are gone. A pod's directory is resolved once and then read with a few opens; pods not found
+//! yet are looked up in one listing of the kubepods parents per pass ([`PodCgroups`]), not with a
+//! dozen path lookups each.
 
-use std::collections::BTreeMap;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,9 +32,6 @@ const CGROUPFS_PARENTS: [&str; 2] = ["kubepods", "kubelet/kubepods"];
 /// Interface files are a few hundred bytes; a larger one is not what we think it is.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
-/// Longest pause between searches for a cgroup that was not found.
-const SEARCH_PAUSE_MAX_SECS: f64 = 60.0;
-
 /// The series is halved past this length: a day-long Job sampled every 10 s stays a few hundred
 /// KiB of JSON. Peak and integral are accumulated on every sample, so they lose nothing.
 const MAX_SERIES: usize = 4096;
@@ -50,7 +49,7 @@ pub struct Reading {
 /// Finds the pod's cgroup directory (canonical) under `cgroup_root`, trying both cgroup drivers
 /// and every QoS class.
 pub fn find_pod_cgroup(cgroup_root: &Path, pod_uid: &str) -> Option<PathBuf> {
-    locate(&fs::canonicalize(cgroup_root).ok()?, pod_uid)
+    PodCgroups::new(cgroup_root).get(pod_uid)
 }
 
 /// Reads the interface files of the cgroup `dir`; None when `memory.current` cannot be read.
@@ -66,9 +65,55 @@ pub fn container_scopes(cgroup_root: &Path, pod_dir: &Path) -> Vec<(String, Path
     resolved.map(|dir| scopes_at(&dir)).unwrap_or_default()
 }
 
-fn candidates(pod_uid: &str) -> Vec<PathBuf> {
-    // The systemd driver escapes the UID for the unit name; cgroupfs uses it as is.
-    let escaped = pod_uid.replace('-', "_");
+/// The pod cgroups under a root as one pass sees them: the kubepods parents of both drivers
+/// and every QoS class are listed once, on the first lookup, and pods are found by UID.
+pub struct PodCgroups {
+    root: PathBuf,
+    /// The canonical root and the pod directories found, by pod UID.
+    found: OnceCell<Option<(PathBuf, HashMap<String, PathBuf>)>>,
+}
+
+impl PodCgroups {
+    pub fn new(cgroup_root: &Path) -> PodCgroups {
+        PodCgroups {
+            root: cgroup_root.to_path_buf(),
+            found: OnceCell::new(),
+        }
+    }
+
+    /// The pod's cgroup directory, canonical and inside the root.
+    pub fn get(&self, pod_uid: &str) -> Option<PathBuf> {
+        let (root, dirs) = self
+            .found
+            .get_or_init(|| list_pod_cgroups(&self.root))
+            .as_ref()?;
+        inside(root, dirs.get(pod_uid)?)
+    }
+}
+
+fn list_pod_cgroups(cgroup_root: &Path) -> Option<(PathBuf, HashMap<String, PathBuf>)> {
+    let root = fs::canonicalize(cgroup_root).ok()?;
+    let mut dirs = HashMap::new();
+    for parent in pod_parents() {
+        let Ok(entries) = fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        // The entry type from the listing: a symlink is not taken for a pod directory.
+        for e in entries.filter_map(Result::ok) {
+            let uid = e.file_name().to_str().and_then(pod_uid_of);
+            if let Some(uid) = uid.filter(|_| e.file_type().is_ok_and(|t| t.is_dir())) {
+                // The first driver and class in `pod_parents` order wins, as the kubelet
+                // uses one driver: a second match would be a leftover.
+                dirs.entry(uid).or_insert_with(|| e.path());
+            }
+        }
+    }
+    Some((root, dirs))
+}
+
+/// Where pod cgroups live, relative to the root: the two kubelet parents of each driver, and
+/// their QoS class children (Guaranteed pods sit directly under the parent).
+fn pod_parents() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for parent in SYSTEMD_PARENTS {
         let prefix = parent
@@ -76,37 +121,30 @@ fn candidates(pod_uid: &str) -> Vec<PathBuf> {
             .next()
             .and_then(|slice| slice.strip_suffix(".slice"))
             .unwrap_or("kubepods");
-        out.push(Path::new(parent).join(format!("{prefix}-pod{escaped}.slice")));
+        out.push(PathBuf::from(parent));
         for qos in QOS_CLASSES {
-            out.push(Path::new(parent).join(format!(
-                "{prefix}-{qos}.slice/{prefix}-{qos}-pod{escaped}.slice"
-            )));
+            out.push(Path::new(parent).join(format!("{prefix}-{qos}.slice")));
         }
     }
     for parent in CGROUPFS_PARENTS {
-        out.push(Path::new(parent).join(format!("pod{pod_uid}")));
+        out.push(PathBuf::from(parent));
         for qos in QOS_CLASSES {
-            out.push(Path::new(parent).join(qos).join(format!("pod{pod_uid}")));
+            out.push(Path::new(parent).join(qos));
         }
     }
     out
 }
 
-fn locate(root: &Path, pod_uid: &str) -> Option<PathBuf> {
+/// The pod UID in a pod cgroup's name: `kubepods-burstable-pod<uid>.slice` (systemd, with the
+/// UID's dashes escaped as underscores) or `pod<uid>` (cgroupfs).
+fn pod_uid_of(name: &str) -> Option<String> {
+    let uid = match name.strip_suffix(".slice") {
+        Some(unit) => unit.rsplit_once("-pod")?.1.replace('_', "-"),
+        None => name.strip_prefix("pod")?.to_string(),
+    };
     // A UID with anything but these would be a path, not a name.
-    let plausible = !pod_uid.is_empty()
-        && pod_uid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !plausible {
-        return None;
-    }
-    // A stat per candidate; only the one that exists is resolved (a dozen path walks each).
-    candidates(pod_uid)
-        .into_iter()
-        .map(|rel| root.join(rel))
-        .find(|dir| dir.is_dir())
-        .and_then(|dir| inside(root, &dir))
+    let plausible = !uid.is_empty() && uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    plausible.then_some(uid)
 }
 
 /// The canonical form of `path` if it resolves to somewhere under `root` (itself canonical).
@@ -191,11 +229,8 @@ pub struct ScopeUsage {
 /// Accumulates the samples of one pod.
 #[derive(Debug, Default)]
 pub(crate) struct Sampler {
-    /// Cached so a sample costs a few reads, not a dozen lookups; dropped when it stops reading.
+    /// Cached so a sample costs a few reads, not a lookup; dropped when it stops reading.
     location: Option<PathBuf>,
-    /// Searches that found nothing in a row, and when (unix seconds) to search again.
-    misses: u32,
-    next_search: f64,
     series: Vec<(f64, u64, f64)>,
     last: Option<(f64, u64)>,
     used_byte_seconds: f64,
@@ -209,13 +244,15 @@ pub(crate) struct Sampler {
 impl Sampler {
     /// Reads the pod's cgroup once. `record` adds the reading to the memory-over-time series
     /// (and its integral); otherwise it only updates the peak, CPU and OOM totals.
-    pub(crate) fn sample(&mut self, cgroup_root: &Path, pod_uid: &str, now: f64, record: bool) {
-        let Some(dir) = self.find(cgroup_root, pod_uid, now) else {
+    pub(crate) fn sample(&mut self, cgroups: &PodCgroups, pod_uid: &str, now: f64, record: bool) {
+        if self.location.is_none() {
+            self.location = cgroups.get(pod_uid);
+        }
+        let Some(dir) = self.location.clone() else {
             return;
         };
         let Some(reading) = read_at(&dir) else {
             self.location = None;
-            self.missed(now);
             return;
         };
         self.sampled_peak = self.sampled_peak.max(Some(reading.memory_bytes));
@@ -239,31 +276,6 @@ impl Sampler {
         if record {
             self.record(now, reading.memory_bytes);
         }
-    }
-
-    /// The pod's cgroup directory: the cached one, or a search when one is due.
-    fn find(&mut self, cgroup_root: &Path, pod_uid: &str, now: f64) -> Option<PathBuf> {
-        if self.location.is_none() && now >= self.next_search {
-            self.location = fs::canonicalize(cgroup_root)
-                .ok()
-                .and_then(|root| locate(&root, pod_uid));
-            match self.location {
-                Some(_) => self.misses = 0,
-                None => self.missed(now),
-            }
-        }
-        self.location.clone()
-    }
-
-    /// A pod not started yet is found at the next pass or the one after; one that has ended
-    /// (its folder stays while the Job is kept) is looked for about once a minute.
-    fn missed(&mut self, now: f64) {
-        self.misses = self.misses.saturating_add(1);
-        let pause = match self.misses {
-            0..=2 => 0.0,
-            n => (5.0 * 2f64.powi(n.min(8) as i32 - 2)).min(SEARCH_PAUSE_MAX_SECS),
-        };
-        self.next_search = now + pause;
     }
 
     fn record(&mut self, now: f64, memory: u64) {
@@ -473,7 +485,7 @@ mod tests {
         symlink(outside.path(), qos.join(format!("pod{uid}"))).unwrap();
         assert_eq!(find_pod_cgroup(&root, &uid), None);
         let mut s = Sampler::default();
-        s.sample(&root, &uid, 1.0, true);
+        s.sample(&PodCgroups::new(&root), &uid, 1.0, true);
         assert!(!s.has_samples());
 
         // A file inside a real pod directory points outside.
@@ -485,7 +497,7 @@ mod tests {
         )
         .unwrap();
         let mut s = Sampler::default();
-        s.sample(&root, &uid, 1.0, true);
+        s.sample(&PodCgroups::new(&root), &uid, 1.0, true);
         assert!(!s.has_samples());
         assert_eq!(s.peak_bytes(), None);
 
@@ -494,7 +506,7 @@ mod tests {
         symlink(&root, &link_root).unwrap();
         fs::remove_file(pod_dir.join("memory.current")).unwrap();
         write_usage(&pod_dir, 10, 20, None, 0);
-        s.sample(&link_root, &uid, 2.0, true);
+        s.sample(&PodCgroups::new(&link_root), &uid, 2.0, true);
         assert_eq!(s.peak_bytes(), Some(10));
     }
 
@@ -505,16 +517,16 @@ mod tests {
             let uid = pod_uid(3);
             let (pod_dir, ctr_dir) = pod_cgroup(tmp.path(), layout, &uid, &cid(3));
             let mut s = Sampler::default();
-            s.sample(tmp.path(), &pod_uid(4), 0.0, true);
+            s.sample(&PodCgroups::new(tmp.path()), &pod_uid(4), 0.0, true);
             assert!(!s.has_samples(), "another pod's sample");
 
             write_usage(&pod_dir, 100, 1_000_000, None, 0);
             write_usage(&ctr_dir, 60, 900_000, None, 0);
-            s.sample(tmp.path(), &uid, 10.0, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 10.0, true);
             write_usage(&pod_dir, 300, 2_500_000, None, 1);
             write_usage(&ctr_dir, 250, 2_000_000, Some(280), 1);
-            s.sample(tmp.path(), &uid, 20.0, true);
-            s.sample(tmp.path(), &uid, 15.0, true); // clock stepped back: ignored
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 20.0, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 15.0, true); // clock stepped back: ignored
             assert_eq!(s.used_byte_seconds(), 2_000.0, "{layout:?}");
             assert_eq!(s.series(), &[(10.0, 100, 1.0), (20.0, 300, 2.5)]);
             assert_eq!(
@@ -531,7 +543,7 @@ mod tests {
 
             // Not recorded: totals move, the series does not.
             write_usage(&pod_dir, 50, 2_600_000, Some(350), 1);
-            s.sample(tmp.path(), &uid, 30.0, false);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 30.0, false);
             assert_eq!(s.series().len(), 2);
             assert_eq!(
                 (s.peak_bytes(), s.peak_source()),
@@ -540,38 +552,58 @@ mod tests {
             assert_eq!(s.cpu_seconds(), Some(2.6));
 
             fs::remove_dir_all(&pod_dir).unwrap();
-            s.sample(tmp.path(), &uid, 40.0, true);
-            s.sample(tmp.path(), &uid, 50.0, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 40.0, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, 50.0, true);
             assert_eq!(s.series().len(), 2);
             assert_eq!(s.peak_bytes(), Some(350));
         }
     }
 
     #[test]
-    fn a_missing_cgroup_is_looked_for_with_growing_pauses_and_found_later() {
+    fn a_missing_cgroup_is_found_by_the_first_pass_after_it_appears() {
         let tmp = tempfile::tempdir().unwrap();
         let uid = pod_uid(6);
         let mut s = Sampler::default();
         for now in [0.0, 5.0, 10.0] {
-            s.sample(tmp.path(), &uid, now, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, now, true);
         }
+        assert!(!s.has_samples());
+        let pass = PodCgroups::new(tmp.path());
+        assert_eq!(pass.get(&uid), None);
         let (pod_dir, _) = pod_cgroup(tmp.path(), Layout::Systemd("burstable"), &uid, &cid(6));
         write_usage(&pod_dir, 7, 0, None, 0);
-        s.sample(tmp.path(), &uid, 15.0, true);
-        assert!(!s.has_samples(), "searched again within the pause");
-        s.sample(tmp.path(), &uid, 20.0, true);
+        // One pass lists the parents once: what appears during it is for the next one.
+        s.sample(&pass, &uid, 15.0, true);
+        assert!(!s.has_samples());
+        s.sample(&PodCgroups::new(tmp.path()), &uid, 20.0, true);
         assert_eq!(s.series(), &[(20.0, 7, 0.0)]);
-        // Found: every pass reads it, whatever the misses before.
-        s.sample(tmp.path(), &uid, 21.0, true);
+        // Found: later passes read it without a lookup.
+        let empty = tempfile::tempdir().unwrap();
+        s.sample(&PodCgroups::new(empty.path()), &uid, 21.0, true);
         assert_eq!(s.series().len(), 2);
+    }
 
-        let mut s = Sampler::default();
-        let other = pod_uid(7);
-        for n in 0..40 {
-            s.sample(tmp.path(), &other, n as f64 * 5.0, true);
+    #[test]
+    fn pod_uids_are_read_from_both_drivers_names() {
+        let uid = "0b2c1b7e-86c2-4a3b-9f43-9a3f7b1c0d11";
+        let escaped = uid.replace('-', "_");
+        for name in [
+            format!("kubepods-burstable-pod{escaped}.slice"),
+            format!("kubepods-pod{escaped}.slice"),
+            format!("kubelet-kubepods-besteffort-pod{escaped}.slice"),
+            format!("pod{uid}"),
+        ] {
+            assert_eq!(pod_uid_of(&name).as_deref(), Some(uid), "{name}");
         }
-        assert!(s.next_search <= 195.0 + SEARCH_PAUSE_MAX_SECS);
-        assert!(s.misses < 40, "pauses skipped some passes");
+        for name in [
+            "kubepods-burstable.slice",
+            "pods.max",
+            "pod",
+            "pod../x",
+            "besteffort",
+        ] {
+            assert_eq!(pod_uid_of(name), None, "{name}");
+        }
     }
 
     #[test]
@@ -582,7 +614,7 @@ mod tests {
         write_usage(&pod_dir, 1_000, 0, None, 0);
         let mut s = Sampler::default();
         for i in 0..=MAX_SERIES {
-            s.sample(tmp.path(), &uid, i as f64, true);
+            s.sample(&PodCgroups::new(tmp.path()), &uid, i as f64, true);
         }
         assert_eq!(s.series().len(), MAX_SERIES / 2 + 1);
         assert_eq!(s.series().first().unwrap().0, 0.0);

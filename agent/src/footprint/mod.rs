@@ -13,13 +13,12 @@ pub mod recorder;
 pub mod report;
 pub mod timeline;
 
-use std::path::Path;
-
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+pub use cgroup::PodCgroups;
 pub use plot::render_svg;
 pub use recorder::Recorder;
 pub use report::{build_cronjob_report, build_report, Report};
@@ -182,12 +181,12 @@ impl AttemptTracker {
     }
 
     /// Take one cgroup sample for this pod (no-op if its cgroup is not found).
-    pub fn sample(&mut self, cgroup_root: &Path, now_unix: f64) {
+    pub fn sample(&mut self, cgroups: &PodCgroups, now_unix: f64) {
         let ended = self.ended();
         // After the end the cgroup holds only leftovers (page cache, an idle sandbox): read it for
         // the final peak, CPU total and OOM count, but keep it out of the memory-over-time series.
         self.usage
-            .sample(cgroup_root, &self.id.pod_uid, now_unix, !ended);
+            .sample(cgroups, &self.id.pod_uid, now_unix, !ended);
         if ended {
             self.last_sample_after_end = true;
         }
@@ -347,7 +346,7 @@ pub(crate) mod testutil {
     use super::*;
     use serde_json::{json, Value};
     use std::fs;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     pub const GIB: u64 = 1 << 30;
     pub const MIB: u64 = 1 << 20;
@@ -582,14 +581,14 @@ mod tests {
             let now = unix(T0) + 2.0 + 10.0 * i as f64;
             write_usage(&pod_dir, *mem, 1_000 * (i as u64 + 1), None, 0);
             write_usage(&ctr_dir, *mem - 200_000, 900 * (i as u64 + 1), None, 0);
-            t.sample(tmp.path(), now);
+            t.sample(&PodCgroups::new(tmp.path()), now);
         }
         assert!(!t.is_final());
         let done = terminated(json, T0, &at(T0, 1.0), &at(T0, 31.0), 1, &cid);
         t.observe_pod(&done, unix(T0) + 31.5);
         assert!(!t.is_final(), "final only after a last sample");
         write_usage(&pod_dir, 100_000, 4_500, Some(450_000), 0);
-        t.sample(tmp.path(), unix(T0) + 33.0);
+        t.sample(&PodCgroups::new(tmp.path()), unix(T0) + 33.0);
         assert!(t.is_final());
 
         let f = t.footprint(unix(T0) + 40.0);
@@ -676,7 +675,7 @@ mod tests {
                 &waiting(json.clone(), T0, "CreateContainerConfigError"),
                 now,
             );
-            t.sample(empty.path(), now);
+            t.sample(&PodCgroups::new(empty.path()), now);
         }
         let early = t.footprint(unix(T0) + 60.0);
         let later = t.footprint(unix(T0) + 300.0);
@@ -695,7 +694,7 @@ mod tests {
 
         t.mark_deleted(unix(T0) + 400.0);
         t.mark_deleted(unix(T0) + 500.0);
-        t.sample(empty.path(), unix(T0) + 401.0);
+        t.sample(&PodCgroups::new(empty.path()), unix(T0) + 401.0);
         assert!(t.is_final());
         let f = t.footprint(unix(T0) + 900.0);
         assert_eq!(f.reserved_memory_byte_seconds, Some(400.0 * GIB as f64));
@@ -717,9 +716,9 @@ mod tests {
         let mut t = AttemptTracker::new(identity("ttl-ok", 1, "ttl-ok-s5n25", &uid));
         write_usage(&pod_dir, 5 * MIB, 2_000_000, None, 0);
         write_usage(&ctr_dir, 4 * MIB, 1_900_000, None, 0);
-        t.sample(tmp.path(), unix(T0));
+        t.sample(&PodCgroups::new(tmp.path()), unix(T0));
         write_usage(&pod_dir, 7 * MIB, 3_000_000, None, 0);
-        t.sample(tmp.path(), unix(T0) + 10.0);
+        t.sample(&PodCgroups::new(tmp.path()), unix(T0) + 10.0);
         t.observe_log_times(
             "2026-11-27T14:53:40.000000001Z",
             "2026-11-27T14:54:00.5+00:00",

@@ -14,19 +14,21 @@
 //! after a restart the tracker starts empty and the pod's cgroup may already be gone.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use tokio::sync::oneshot;
 
+use super::cgroup::PodCgroups;
 use super::{AttemptIdentity, AttemptTracker, ContainerFootprint, Footprint};
-use crate::checkpoint::StateDir;
+use crate::checkpoint::{StateDir, StateVersion};
 use crate::config::Config;
 use crate::contract::PodIdentity;
-use crate::discover::read_pod_folders;
+use crate::discover::{read_pod_folders, settled_mtime};
 use crate::meta::{Identities, Lookup, PodDir, Sources};
 use crate::pipeline::Metrics;
 use crate::store::{Content, ErrorKind, Store, StoreError};
@@ -49,6 +51,8 @@ struct Book {
     finished: HashSet<String>,
     /// The API says they belong to no Job.
     not_jobs: HashSet<String>,
+    /// The log dir's pod folders by UID, and the log dir's time when they were listed.
+    listing: Option<(SystemTime, Arc<HashMap<String, PodDir>>)>,
 }
 
 struct Tracked {
@@ -58,6 +62,8 @@ struct Tracked {
     in_api: bool,
     earlier: Earlier,
     written: Option<Written>,
+    /// The version of the pod's state file last read for log-line times.
+    state_read: Option<StateVersion>,
 }
 
 /// The document an earlier run of the agent left in the store for this attempt.
@@ -245,9 +251,7 @@ impl Book {
     /// The blocking half of a pass: find pods, observe and sample them, build due documents.
     fn sample(&mut self, env: &Env, now: f64, flush: bool) -> Vec<Due> {
         // None when the log dir cannot be read: nothing is then concluded from missing folders.
-        let present: Option<HashMap<String, PodDir>> = read_pod_folders(&env.cfg.log_dir)
-            .ok()
-            .map(|(pods, _)| pods.into_iter().map(|(p, _)| (p.uid.clone(), p)).collect());
+        let present = self.pod_folders(&env.cfg.log_dir);
         if let Some(present) = &present {
             self.finished.retain(|uid| present.contains_key(uid));
             self.not_jobs.retain(|uid| present.contains_key(uid));
@@ -258,10 +262,11 @@ impl Book {
             self.adopt_api_known(env, present);
         }
         let write_every = env.cfg.footprint.write_interval_secs as f64;
+        let cgroups = PodCgroups::new(&env.cfg.cgroup_root);
         let mut due = Vec::new();
         for (uid, t) in &mut self.pods {
-            t.observe(env, now, present.as_ref());
-            t.tracker.sample(&env.cfg.cgroup_root, now);
+            t.observe(env, now, present.as_deref());
+            t.tracker.sample(&cgroups, now);
             if t.due(now, flush, write_every) {
                 due.push(Due {
                     uid: uid.clone(),
@@ -270,6 +275,21 @@ impl Book {
             }
         }
         due
+    }
+
+    /// The pod folders of the log dir, listed again only when the log dir changed (its time
+    /// moves whenever a pod folder comes or goes): most passes find nothing new.
+    fn pod_folders(&mut self, log_dir: &Path) -> Option<Arc<HashMap<String, PodDir>>> {
+        let stamp = settled_mtime(log_dir);
+        if let (Some(stamp), Some((seen, pods))) = (stamp, &self.listing) {
+            if stamp == *seen {
+                return Some(pods.clone());
+            }
+        }
+        let (pods, _) = read_pod_folders(log_dir).ok()?;
+        let pods = Arc::new(pods.into_iter().map(|(p, _)| (p.uid.clone(), p)).collect());
+        self.listing = stamp.map(|s| (s, Arc::clone(&pods)));
+        Some(pods)
     }
 
     /// Follows every pod the follower pinned, unless its footprint is already final.
@@ -392,6 +412,7 @@ impl Tracked {
             in_api: false,
             earlier: Earlier::Unchecked,
             written: None,
+            state_read: None,
         }
     }
 
@@ -422,13 +443,16 @@ impl Tracked {
     }
 
     /// The document as of `now`, with log-line times from the pod's state (which is read only
-    /// here, at most once a write interval).
+    /// here, at most once a write interval, and only when the shipper saved it since).
     fn document(&mut self, state: &StateDir, now: f64) -> Footprint {
         let uid = self.tracker.identity().pod_uid.clone();
-        if let Some(pod) = state.load(&uid) {
-            if let Some((first, last)) = pod.manifest.log_span() {
+        let version = state.version(&uid);
+        if version.is_some() && version != self.state_read {
+            let pod = state.load(&uid);
+            if let Some((first, last)) = pod.as_ref().and_then(|p| p.manifest.log_span()) {
                 self.tracker.observe_log_times(first, last);
             }
+            self.state_read = version;
         }
         self.tracker.footprint(now)
     }

@@ -908,7 +908,7 @@ pub(crate) mod seeds {
     //! The seed study's three Jobs, replayed through trackers against fake cgroup trees.
 
     use super::super::testutil::*;
-    use super::super::{format_unix, AttemptTracker, Footprint};
+    use super::super::{format_unix, AttemptTracker, Footprint, PodCgroups};
     use std::path::Path;
 
     pub const EXIT_NONZERO_START: &str = "2026-11-27T14:40:00Z";
@@ -942,7 +942,7 @@ pub(crate) mod seeds {
                 highest = highest.max(memory);
                 write_usage(&pod_dir, memory, 1_500 * (s + 1), Some(memory), 0);
                 write_usage(&ctr_dir, memory - 250_000, 1_400 * (s + 1), None, 0);
-                t.sample(root, started + 1.0 + 10.0 * s as f64);
+                t.sample(&PodCgroups::new(root), started + 1.0 + 10.0 * s as f64);
             }
             let finished = started + 30.0;
             let done = terminated(
@@ -955,7 +955,7 @@ pub(crate) mod seeds {
             );
             t.observe_pod(&done, finished + 0.5);
             write_usage(&pod_dir, 90_000, 4_700, Some(highest + 8192), 0);
-            t.sample(root, finished + 1.0);
+            t.sample(&PodCgroups::new(root), finished + 1.0);
             assert!(t.is_final());
             out.push(t.footprint(finished + 2.0));
             created = finished + 10.0 * f64::from(1u32 << i);
@@ -983,7 +983,7 @@ pub(crate) mod seeds {
                 ),
                 now,
             );
-            t.sample(root, now);
+            t.sample(&PodCgroups::new(root), now);
         }
         vec![t.footprint(start + 300.0)]
     }
@@ -1023,7 +1023,7 @@ pub(crate) mod seeds {
             let usage = 900_000 + 2_000 * s;
             write_usage(&pod_dir, memory, usage, None, 0);
             write_usage(&ctr_dir, memory - 600 * 1024, usage - 20_000, None, 0);
-            t.sample(root, started + 1.0 + 15.0 * s as f64);
+            t.sample(&PodCgroups::new(root), started + 1.0 + 15.0 * s as f64);
             t.observe_pod(&pod, started + 2.0 + 15.0 * s as f64);
         }
         vec![t.footprint(created + 602.0)]
