@@ -11,7 +11,7 @@ use jobarchive::contract::StreamMeta;
 use jobarchive::encode::Encoder;
 use jobarchive::parse::{Format, Parser};
 use std::hint::black_box;
-use std::io::Write;
+use std::io::{Read, Write};
 
 const INPUT_BYTES: usize = 4 << 20;
 const MAX_LINE: usize = 1 << 20;
@@ -240,5 +240,42 @@ fn compress(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, encode, compress);
+/// The reading side of `fetch`: a shipped object back to records.
+fn read_back(c: &mut Criterion) {
+    let batch = encoded_batch();
+    let gz = jobarchive::compress::gzip(&batch, 1);
+    let mut g = c.benchmark_group("fetch: 4 MiB batch");
+    g.throughput(Throughput::Bytes(batch.len() as u64));
+    g.sample_size(20);
+    let mut body = Vec::new();
+    g.bench_function("gunzip shipped (libdeflate one-shot)", |b| {
+        b.iter(|| jobarchive::inflate::gunzip(black_box(&gz), &mut body).unwrap())
+    });
+    g.bench_function("gunzip flate2 zlib-rs stream", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(black_box(&gz[..]))
+                .read_to_end(&mut out)
+                .unwrap()
+        })
+    });
+    let lines = || batch.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    g.bench_function("decode records (shipped)", |b| {
+        b.iter(|| {
+            lines()
+                .filter(|l| jobarchive::decode::record(l).is_ok())
+                .count()
+        })
+    });
+    g.bench_function("decode records (serde_json derive)", |b| {
+        b.iter(|| {
+            lines()
+                .filter(|l| serde_json::from_slice::<jobarchive::contract::RecordRead>(l).is_ok())
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, encode, compress, read_back);
 criterion_main!(benches);
