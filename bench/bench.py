@@ -433,18 +433,9 @@ def bench_drain(args: argparse.Namespace) -> dict:
     print(f"input: {stats['bytes']} bytes in {stats['files']} files"
           f" ({stats['empty_files']} empty), {stats['records']} records", flush=True)
     print(f"store: {args.store}", flush=True)
-    pairs = [("baseline", args.baseline), ("candidate", args.binary)] if args.baseline \
-        else [("candidate", args.binary)]
-    results: dict[str, list[dict]] = {label: [] for label, _ in pairs}
-    n = 0
-    # Alternating the two binaries spreads slow drifts of the machine (thermal, neighbours,
-    # page cache) over both instead of biasing whichever ran second.
-    for _ in range(args.runs):
-        for label, binary in pairs:
-            n += 1
-            r = drain_run(binary, label, stats["corpus"], args, stats)
-            results[label].append(r)
-            print_run(n, r, bool(args.baseline))
+    results = alternate_runs(
+        args, lambda binary, label: drain_run(binary, label, stats["corpus"], args, stats),
+        lambda n, r: print_run(n, r, bool(args.baseline)))
     report = {"corpus": stats, "store": args.store, "runs": results}
     cand = summarize(results["candidate"])
     report["candidate"] = cand
@@ -611,13 +602,7 @@ def bench_idle(args: argparse.Namespace) -> dict:
               f" threads {report['threads']}, open fds {report['open_fds']}")
         return report
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_agent(proc)
         if not args.keep:
             remove_run(corpus, state, store, out_path)
 
@@ -974,6 +959,23 @@ def wait_ready(proc: subprocess.Popen, url: str | None, out_path: str, timeout: 
                      f"{tail(out_path)}")
 
 
+def alternate_runs(args: argparse.Namespace, run_one, after_each) -> dict[str, list[dict]]:
+    """`run_one(binary, label)` --runs times for the candidate (and the baseline, if any), the
+    two alternating: slow drifts of the machine (thermal, neighbours, page cache) then weigh on
+    both instead of biasing whichever ran second. `after_each(n, result)` reports each run."""
+    pairs = [("baseline", args.baseline), ("candidate", args.binary)] if args.baseline \
+        else [("candidate", args.binary)]
+    results: dict[str, list[dict]] = {label: [] for label, _ in pairs}
+    n = 0
+    for _ in range(args.runs):
+        for label, binary in pairs:
+            n += 1
+            r = run_one(binary, label)
+            results[label].append(r)
+            after_each(n, r)
+    return results
+
+
 def stop_agent(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -1266,21 +1268,16 @@ def bench_fetch(args: argparse.Namespace) -> dict:
               + ")", flush=True)
     if local and not args.no_warm:
         warm_tree(local)
-    pairs = [("baseline", args.baseline), ("candidate", args.binary)] if args.baseline \
-        else [("candidate", args.binary)]
-    results: dict[str, list[dict]] = {label: [] for label, _ in pairs}
-    n = 0
-    for _ in range(args.runs):
-        for label, binary in pairs:
-            n += 1
-            r = fetch_run(binary, label, target, args)
-            results[label].append(r)
-            print_fetch_run(n, r, bool(args.baseline))
-            if expected and (r["text_bytes"], r["records"]) != (expected["text_bytes"],
-                                                                expected["records"]):
-                print(f"warning: {label} printed {r['text_bytes']} bytes in {r['records']} lines;"
-                      f" the archive holds {expected['text_bytes']} bytes in"
-                      f" {expected['records']} records", file=sys.stderr)
+    def check(n: int, r: dict) -> None:
+        print_fetch_run(n, r, bool(args.baseline))
+        if expected and (r["text_bytes"], r["records"]) != (expected["text_bytes"],
+                                                            expected["records"]):
+            print(f"warning: {r['label']} printed {r['text_bytes']} bytes in {r['records']} lines;"
+                  f" the archive holds {expected['text_bytes']} bytes in"
+                  f" {expected['records']} records", file=sys.stderr)
+
+    results = alternate_runs(
+        args, lambda binary, label: fetch_run(binary, label, target, args), check)
     report = {"target": target, "archive": expected, "runs": results}
     cand = report["candidate"] = summarize_fetch(results["candidate"])
     if not args.baseline:
