@@ -269,10 +269,11 @@ fn thousands_of_pods_coming_and_going_leave_no_descriptors_memory_or_state_behin
             rss_after_first_wave = vm_rss_kib(pid);
         }
     }
-    assert!(
-        fd_count(pid) <= idle_fds + 2,
-        "descriptors back to idle: {} vs {idle_fds}",
-        fd_count(pid)
+    // Sockets of the /metrics requests just made close on the agent's side a moment after the
+    // test's side: what is asserted is that descriptors come back, not that they already have.
+    eventually(
+        "descriptors back to idle (at most 2 above the count at start)",
+        || fd_count(pid) <= idle_fds + 2,
     );
     let states = std::fs::read_dir(node.state_dir().join("pods"))
         .unwrap()
