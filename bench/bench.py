@@ -627,7 +627,7 @@ RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+)
 TS_FIELD = re.compile(rb'"ts":"([^"]*)"')  # a message's own quotes are escaped: never matches
 LAG_POOL = 4096      # messages per pod, cycled: ~700 KB, far beyond gzip's 32 KiB window
 MAX_BURST_S = 0.1    # a writer that fell behind writes at most this much time's worth at once
-DEFAULT_MAX_AGE = 5.0
+DEFAULT_MAX_AGE = 60.0
 
 
 def sibling(name: str):
@@ -1001,6 +1001,8 @@ def print_lag(r: dict) -> None:
           f" ({r['cpu_s']:.2f} CPU-s), {r['mb_per_cpu_s']:.1f} MB per CPU-second")
     print(f"agent cpu to the last landing: {r['cpu_total_s']:.2f} CPU-s,"
           f" {r['mb_per_cpu_total_s']:.1f} MB per CPU-second")
+    print(f"agent cpu per 1,000 lines written: {r['ms_per_1000_lines']:.2f} ms"
+          f" ({r['pods']} live streams)")
     print(f"agent memory: peak RSS {r['peak_rss_mib']:.1f} MiB, RSS {r['rss_mib']:.1f} MiB at the"
           f" end, threads {r['threads']}")
     print(f"bench.py's own cpu over the writing period: writer {r['writer_cpu_percent']:.1f} %,"
@@ -1084,6 +1086,7 @@ def bench_lag(args: argparse.Namespace) -> dict:
              "lines_landed": landed.records, "objects": landed.objects, "drain_s": t2 - t1,
              "lag": lag, "cpu_s": cpu, "cpu_percent": cpu / (t1 - t0) * 100,
              "mb_per_cpu_s": mb / cpu if cpu > 0 else float("inf"), "cpu_total_s": cpu_total,
+             "ms_per_1000_lines": cpu * 1000 / wrote["lines"] * 1000 if wrote["lines"] else 0.0,
              "mb_per_cpu_total_s": mb / cpu_total if cpu_total > 0 else float("inf"),
              "peak_rss_mib": st.get("VmHWM", 0) / 1024, "rss_mib": st.get("VmRSS", 0) / 1024,
              "threads": st.get("Threads"), "scans": poller.scans,
@@ -1114,6 +1117,130 @@ def bench_lag(args: argparse.Namespace) -> dict:
         if writer.is_alive():
             writer.kill()
             writer.join()
+        if not args.keep:
+            remove_run(corpus, state, store, out_path)
+        else:
+            print(f"kept: pods {corpus}, state {state}, store {store.url}, output {out_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost benchmark: what one steady pod costs the store
+# ---------------------------------------------------------------------------------------------
+
+PUT_CLASSES = ("logs", "manifests", "footprints", "other")
+
+
+def put_counts(url: str) -> dict:
+    """{class: (requests, bytes)} from the agent's /metrics."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = resp.read().decode()
+    out = {c: [0, 0] for c in PUT_CLASSES}
+    for line in body.splitlines():
+        m = re.match(r'jobarchive_store_put(s|_bytes)_total\{class="(\w+)"\} (\S+)', line)
+        if m and m.group(2) in out:
+            out[m.group(2)][0 if m.group(1) == "s" else 1] = int(float(m.group(3)))
+    return {c: tuple(v) for c, v in out.items()}
+
+
+def cost_line(i: int, seed: int) -> bytes:
+    """A log line that compresses like real ones (about 4:1): words, numbers and an id."""
+    rnd = random.Random(seed * 1_000_003 + i)
+    words = " ".join(rnd.choice(("step", "batch", "rows", "read", "wrote", "ok", "retry",
+                                 "shard", "loss", "epoch")) for _ in range(6))
+    return (f"{words} n={rnd.randint(0, 10**6)} id={rnd.getrandbits(48):012x} "
+            f"took={rnd.random() * 100:.3f}ms").encode()
+
+
+def bench_cost(args: argparse.Namespace) -> dict:
+    """One pod logging at --cost-rate bytes/s for --cost-seconds, then quiet, then gone: the PUTs
+    and bytes per class the agent sent (its /metrics), how long after the last line every line
+    was fetchable, and what the manifests and footprints cost next to the logs."""
+    extra = shlex.split(args.extra_args)
+    corpus = tempfile.mkdtemp(prefix="cost-pods-", dir=args.work_dir)
+    state = tempfile.mkdtemp(prefix="cost-state-", dir=args.work_dir)
+    store = Store(args.store, args.work_dir, "cost", args.s3_bucket)
+    out_path = os.path.join(args.work_dir, "agent-cost.out")
+    port = free_port()
+    extra += ["--http-listen", f"127.0.0.1:{port}"]
+    job = "steady-29929854"
+    pod_dir = os.path.join(corpus, f"default_{job}-x7k2p_{uuid.uuid4()}", "main")
+    os.makedirs(pod_dir)
+    log = os.path.join(pod_dir, "0.log")
+    env = dict(os.environ, **store.env)
+    cmd = agent_cmd(args.binary, corpus, state, store.url, extra, drain=False)
+    fetch_cmd = [args.binary, "fetch", job, "--store", store.url]
+    print(f"binary: {args.binary}")
+    print(f"cost: one pod writing {args.cost_rate:,.0f} B/s for {args.cost_seconds:g} s to a"
+          f" {args.store} store; agent args: {' '.join(extra)}", flush=True)
+    proc = None
+    try:
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env)
+        wait_ready(proc, f"http://127.0.0.1:{port}/readyz", out_path)
+        lines = written = 0
+        t0 = time.monotonic()
+        with open(log, "ab", buffering=0) as f:
+            while (elapsed := time.monotonic() - t0) < args.cost_seconds:
+                due = int(args.cost_rate * elapsed) - written
+                chunk = bytearray()
+                while due > 0:
+                    ts = datetime.datetime.now(datetime.timezone.utc).strftime(
+                        "%Y-%m-%dT%H:%M:%S.%fZ").encode()
+                    line = ts + b" stdout F " + cost_line(lines, 1) + b"\n"
+                    chunk += line
+                    due -= len(line)
+                    lines += 1
+                if chunk:
+                    f.write(chunk)
+                    written += len(chunk)
+                time.sleep(0.05)
+        quiet = time.monotonic()
+        fetchable = None
+        while time.monotonic() - quiet < args.lag_timeout:
+            r = subprocess.run(fetch_cmd, capture_output=True, env=env)
+            if r.returncode == 0 and r.stdout.count(b"\n") >= lines:
+                fetchable = time.monotonic() - quiet
+                break
+            time.sleep(0.2)
+        before_end = put_counts(f"http://127.0.0.1:{port}/metrics")
+        shutil.rmtree(os.path.dirname(pod_dir))
+        deadline = time.monotonic() + args.lag_timeout
+        heads = []
+        while time.monotonic() < deadline:
+            heads = [json.loads(store.read(k)) for k, _ in store.objects("manifests")]
+            if heads and all(c["complete"] for h in heads for c in h["containers"]):
+                break
+            time.sleep(0.2)
+        time.sleep(args.cost_settle)
+        puts = put_counts(f"http://127.0.0.1:{port}/metrics")
+        st = proc_status(proc.pid)
+        stop_agent(proc)
+        proc = None
+        log_bytes = puts["logs"][1]
+        overhead = puts["manifests"][1] + puts["footprints"][1]
+        r = {"binary": args.binary, "seconds": args.cost_seconds, "rate_b_s": args.cost_rate,
+             "lines": lines, "bytes_written": written, "fetchable_after_quiet_s": fetchable,
+             "puts": {c: puts[c][0] for c in PUT_CLASSES},
+             "put_bytes": {c: puts[c][1] for c in PUT_CLASSES},
+             "puts_before_pod_end": {c: before_end[c][0] for c in PUT_CLASSES},
+             "puts_total": sum(puts[c][0] for c in PUT_CLASSES),
+             "overhead_ratio": overhead / log_bytes if log_bytes else float("inf"),
+             "log_objects": len(store.objects("logs")),
+             "peak_rss_mib": st.get("VmHWM", 0) / 1024}
+        print(f"  lines written       {lines:,} ({written:,} bytes)")
+        print(f"  fetchable after     {fetchable:.1f} s of quiet" if fetchable is not None
+              else "  fetchable after     never (timed out)")
+        for c in PUT_CLASSES:
+            print(f"  PUT {c:<11}     {puts[c][0]:>6}  {puts[c][1]:>12,} bytes"
+                  f"  (before the pod ended: {before_end[c][0]})")
+        print(f"  PUTs in all         {r['puts_total']}")
+        print(f"  manifests + footprints / logs, bytes: {r['overhead_ratio'] * 100:.1f} %")
+        print(f"  peak RSS            {r['peak_rss_mib']:.1f} MiB")
+        return r
+    finally:
+        if proc is not None:
+            stop_agent(proc)
         if not args.keep:
             remove_run(corpus, state, store, out_path)
         else:
@@ -1343,16 +1470,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fetch-job", help="fetch mode: fetch this job of --fetch-store instead")
     p.add_argument("--fetch-store", help="fetch mode: the store URL of --fetch-job")
     p.add_argument("--fetch-namespace", default="default", help="fetch mode: -n of --fetch-job")
+    p.add_argument("--cost-seconds", type=float, default=0,
+                   help="cost mode: one pod logs steadily this long; reports PUTs and bytes per "
+                        "class (from the agent's /metrics) and when its lines were fetchable")
+    p.add_argument("--cost-rate", type=float, default=2000,
+                   help="cost mode: bytes per second the pod writes (default 2000)")
+    p.add_argument("--cost-settle", type=float, default=1,
+                   help="cost mode: seconds to wait after the attempt is complete, so the final "
+                        "footprint is counted")
     p.add_argument("--fetch-cache", default=CACHE_DIR,
                    help=f"fetch mode: where generated archives are kept (default {CACHE_DIR})")
     args = p.parse_args(argv)
     modes = [m for m, on in (("--corpus", args.corpus), ("--idle-files", args.idle_files),
                              ("--lag-rate", args.lag_rate),
+                             ("--cost-seconds", args.cost_seconds),
                              ("--fetch-gib/--fetch-job", args.fetch_gib or args.fetch_job))
              if on]
     if not modes:
-        p.error("--corpus is required (or --idle-files, --lag-rate, --fetch-gib or --fetch-job "
-                "for the other benchmarks)")
+        p.error("--corpus is required (or --idle-files, --lag-rate, --cost-seconds, --fetch-gib "
+                "or --fetch-job for the other benchmarks)")
     if len(modes) > 1:
         p.error(f"one benchmark at a time: {' and '.join(modes)}")
     if args.runs < 1:
@@ -1380,6 +1516,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.lag_rate:
             report = bench_lag(args)
+        elif args.cost_seconds:
+            report = bench_cost(args)
         elif args.fetch_gib or args.fetch_job:
             report = bench_fetch(args)
         else:

@@ -276,6 +276,28 @@ impl PodLogs {
         std::fs::rename(from, to).unwrap();
     }
 
+    /// One rotation as the kubelet does it: every rotated file of the stream not compressed yet
+    /// is gzipped into `….gz` (written to `.tmp`, renamed: a new inode) and removed, then the
+    /// live file is renamed (`rotate`).
+    pub fn rotate_compressing(&self, container: &str, restart: u32) {
+        let dir = self.path.join(container);
+        let prefix = format!("{restart}.log.");
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with(&prefix) && !name.ends_with(".gz") && !name.ends_with(".tmp") {
+                let data = std::fs::read(e.path()).unwrap();
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(&data).unwrap();
+                let tmp = dir.join(format!("{name}.tmp"));
+                std::fs::write(&tmp, gz.finish().unwrap()).unwrap();
+                std::fs::rename(&tmp, dir.join(format!("{name}.gz"))).unwrap();
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        self.rotate(container, restart);
+    }
+
     /// Append raw bytes as they are (partial chunks, malformed lines...).
     pub fn append_raw(&self, container: &str, restart: u32, data: &[u8]) {
         let mut f = std::fs::OpenOptions::new()
@@ -691,6 +713,24 @@ impl Node {
         }
     }
 
+    /// Every record of every log object in the store, read straight from the objects (no
+    /// deduplication, unlike `fetch`): what a query over `logs/` sees.
+    pub fn stored_records(&self) -> Vec<serde_json::Value> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        for key in self.keys("logs/") {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&self.get_object(&key)[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            out.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            );
+        }
+        out
+    }
+
     pub fn delete_object(&self, key: &str) {
         match self.s3_location() {
             Some((bucket, root)) => with_s3(|c| async move {
@@ -721,4 +761,123 @@ fn walk(root: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// One request seen by a [`CountingProxy`]: method, path (with the query) and body bytes.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub body_bytes: u64,
+}
+
+impl Seen {
+    /// The tree a request's key is in: `logs`, `manifests`, `manifest-parts`, `footprints`...
+    /// (the first path segment after the bucket and the store prefix `archive/`).
+    pub fn tree(&self) -> &str {
+        let path = self.path.split('?').next().unwrap_or("");
+        path.split("/archive/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("")
+    }
+}
+
+/// A counting proxy in front of an S3 server, for tests that assert what the agent costs: every
+/// request is forwarded as it is, except that it asks the server to close the connection after
+/// the answer, so each connection carries one request and counting needs no HTTP parsing beyond
+/// the request head.
+pub struct CountingProxy {
+    pub endpoint: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: &str) -> CountingProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, log) = (upstream.clone(), log.clone());
+                std::thread::spawn(move || proxy_one(client, &upstream, &log));
+            }
+        });
+        CountingProxy { endpoint, seen }
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// PUT requests of a tree: (count, body bytes).
+    pub fn puts(&self, tree: &str) -> (usize, u64) {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.tree() == tree)
+            .fold((0, 0), |(n, b), r| (n + 1, b + r.body_bytes))
+    }
+}
+
+fn proxy_one(mut client: std::net::TcpStream, upstream: &str, log: &std::sync::Mutex<Vec<Seen>>) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let mut lines = text.split("\r\n");
+    let request = lines.next().unwrap_or("").to_string();
+    let mut parts = request.split(' ');
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let mut body_bytes = 0;
+    let mut out = format!("{request}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        if name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            body_bytes = value.trim().parse().unwrap_or(0);
+        }
+        if name.eq_ignore_ascii_case("x-amz-decoded-content-length") {
+            body_bytes = value.trim().parse().unwrap_or(body_bytes);
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    log.lock().unwrap().push(Seen {
+        method,
+        path,
+        body_bytes,
+    });
+    let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    if server.write_all(out.as_bytes()).is_err() {
+        return;
+    }
+    // Both ways at once: a client that sent `Expect: 100-continue` waits for the server.
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut s2);
+        let _ = s2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = up.join();
 }

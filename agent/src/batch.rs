@@ -50,11 +50,15 @@ pub struct Batch {
     pub records: u64,
     pub first_ts: String,
     pub last_ts: String,
+    /// When its first record came, and when the stream last grew (set by the follower once per
+    /// read, not per record): the age and quiet deadlines count from these.
     pub opened: Instant,
+    pub touched: Instant,
 }
 
 impl Batch {
     pub fn new(first_offset: u64) -> Batch {
+        let now = Instant::now();
         Batch {
             data: Vec::new(),
             first_offset,
@@ -62,7 +66,8 @@ impl Batch {
             records: 0,
             first_ts: String::new(),
             last_ts: String::new(),
-            opened: Instant::now(),
+            opened: now,
+            touched: now,
         }
     }
 
@@ -74,6 +79,7 @@ impl Batch {
     pub fn push(&mut self, enc: &Encoder, rec: &Record<'_>, end: u64) {
         if self.records == 0 {
             self.opened = Instant::now();
+            self.touched = self.opened;
             self.first_ts.push_str(rec.ts);
         }
         enc.encode(rec, &mut self.data);

@@ -1,9 +1,14 @@
 //! The checkpoint stage: per pod, one small state file in the state dir holding its pinned
-//! metadata, the manifest of what has landed, and per stream the committed offset with the file
-//! position it maps to. Written atomically (temp + fsync + rename) only after the store
-//! confirmed the batch, so a crash re-ships at most the batch in flight, to the same key.
+//! metadata and, per stream, where reading has got to (the committed offset with the file
+//! position it maps to) and where the manifest has got to (the summary of what its written
+//! parts list, plus the lines not written to a part yet). Its size does not grow with the pod's
+//! history: written parts are not kept. Written atomically (temp + fsync + rename) after the
+//! store (or the spool) confirmed a batch, so a crash re-ships at most the batch in flight, to
+//! the same key, and re-writes at most the pending part, to the same key.
 
-use crate::contract::{Manifest, PodIdentity};
+use crate::contract::{
+    ContainerManifest, Gap, Manifest, ObjectEntry, PartLine, PodIdentity, MANIFEST_FORMAT,
+};
 use crate::store::local::write_atomically;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -11,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PodState {
-    pub manifest: Manifest,
+    pub identity: PodIdentity,
     /// First log line of the pod (ns since the epoch): numbers path-only attempts after restarts.
     pub first_line_nanos: Option<i128>,
-    pub streams: Vec<StreamCheckpoint>,
-    /// The manifest in the store is behind this one (the store failed right after an upload):
-    /// it is written again when the store answers, even after a restart.
+    pub streams: Vec<StreamState>,
+    /// The manifest in the store is behind: lines wait for a part, or a head write failed.
+    /// Written again when due (and at the next start).
     #[serde(default)]
     pub manifest_pending: bool,
 }
@@ -33,35 +38,168 @@ pub struct StreamCheckpoint {
 
 pub use crate::contract::FileMark;
 
+/// One stream of a pod: the reading checkpoint and the manifest's progress.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamState {
+    pub checkpoint: StreamCheckpoint,
+    /// The stream ended and everything up to its end is recorded: reading it again is pointless.
+    #[serde(default)]
+    pub complete: bool,
+    /// The head's entry as of the last part written: totals over the written parts, and their
+    /// end (`end_offset`), where the next part starts.
+    pub written: ContainerManifest,
+    /// Lines recorded since, in stream order: the next part.
+    #[serde(default)]
+    pub pending: Vec<PartLine>,
+    /// Where what landed ends (`end_offset` of the next head) and the file position there.
+    pub landed_end: u64,
+    #[serde(default)]
+    pub landed_file: Option<FileMark>,
+}
+
+impl StreamState {
+    fn new(container: &str, restart: u32) -> StreamState {
+        StreamState {
+            checkpoint: StreamCheckpoint {
+                container: container.to_string(),
+                restart,
+                ..StreamCheckpoint::default()
+            },
+            written: ContainerManifest {
+                container: container.to_string(),
+                restart,
+                ..ContainerManifest::default()
+            },
+            ..StreamState::default()
+        }
+    }
+
+    pub fn is(&self, container: &str, restart: u32) -> bool {
+        self.checkpoint.container == container && self.checkpoint.restart == restart
+    }
+
+    /// Account for one committed batch, in stream order: the bytes between what was accounted
+    /// for so far and where it starts as skipped (or, without records, up to where the stream's
+    /// checkpoint now is), its gap if reading found bytes gone for good, and its object. A
+    /// batch re-read after a crash from an earlier offset replaces the pending lines it covers.
+    pub fn record(
+        &mut self,
+        entry: Option<ObjectEntry>,
+        gap: Option<Gap>,
+        checkpoint: &StreamCheckpoint,
+        complete: bool,
+    ) {
+        let start = entry.as_ref().map_or(checkpoint.offset, |e| e.first_offset);
+        let start = gap.as_ref().map_or(start, |g| g.first_offset.min(start));
+        if start < self.landed_end {
+            if start < self.written.end_offset {
+                tracing::warn!(container = %checkpoint.container, offset = start, written = self.written.end_offset, "a batch starts inside a manifest part already written (the state file was older than the store); verify will report the overlap");
+            }
+            self.pending.retain(|l| l.span().0 < start);
+            if let Some(PartLine::Skipped { end_offset, .. }) = self.pending.last_mut() {
+                *end_offset = (*end_offset).min(start);
+            }
+            self.landed_end = self
+                .pending
+                .last()
+                .map_or(self.written.end_offset, |l| l.span().1);
+        }
+        if let Some(g) = gap {
+            self.skip_to(g.first_offset);
+            self.landed_end = self.landed_end.max(g.end_offset);
+            self.pending.push(PartLine::Gap(g));
+        }
+        match entry {
+            Some(e) => {
+                self.skip_to(e.first_offset);
+                self.landed_end = self.landed_end.max(e.end_offset);
+                self.pending.push(PartLine::Object(e));
+            }
+            None => self.skip_to(checkpoint.offset),
+        }
+        if self.landed_end == checkpoint.offset {
+            self.landed_file = checkpoint.file.clone();
+        }
+        self.complete |= complete;
+    }
+
+    fn skip_to(&mut self, to: u64) {
+        let from = self.landed_end;
+        if from >= to {
+            return;
+        }
+        match self.pending.last_mut() {
+            Some(PartLine::Skipped { end_offset, .. }) if *end_offset == from => *end_offset = to,
+            _ => self.pending.push(PartLine::Skipped {
+                first_offset: from,
+                end_offset: to,
+            }),
+        }
+        self.landed_end = to;
+    }
+
+    /// The head's entry for this stream once the pending lines are written as a part.
+    pub fn head(&self) -> ContainerManifest {
+        let mut c = self.written.clone();
+        if !self.pending.is_empty() {
+            c.parts += 1;
+        }
+        for line in &self.pending {
+            c.count(line);
+        }
+        c.end_offset = c.end_offset.max(self.landed_end);
+        c.file = self.landed_file.clone().or(c.file);
+        c.complete = self.complete;
+        c
+    }
+
+    /// The pending lines were written as a part (or there were none): they are the head now.
+    pub fn mark_written(&mut self) {
+        self.written = self.head();
+        self.pending.clear();
+    }
+
+    /// Bytes recorded (landed, skipped, lost) up to here.
+    pub fn end(&self) -> u64 {
+        self.landed_end
+    }
+}
+
 impl PodState {
     pub fn new(identity: PodIdentity) -> PodState {
         PodState {
-            manifest: Manifest {
-                pod: identity,
-                updated: String::new(),
-                containers: Vec::new(),
-            },
+            identity,
             first_line_nanos: None,
             streams: Vec::new(),
             manifest_pending: false,
         }
     }
 
-    /// A pod whose state file was lost, rebuilt from its manifest in the store: every stream
-    /// resumes where its landed objects end.
+    /// A pod whose state file was lost, rebuilt from its manifest head in the store: every
+    /// stream resumes where what landed ends. A head of format 1 lists its objects inline:
+    /// they become the first part at the next write, so the manifest stays whole.
     pub fn from_manifest(manifest: Manifest) -> PodState {
         let streams = manifest
             .containers
-            .iter()
-            .map(|c| StreamCheckpoint {
-                container: c.container.clone(),
-                restart: c.restart,
-                offset: c.end_offset,
-                file: c.file.clone(),
+            .into_iter()
+            .map(|c| {
+                let mut s = StreamState::new(&c.container, c.restart);
+                s.checkpoint.offset = c.end_offset;
+                s.checkpoint.file = c.file.clone();
+                s.complete = c.complete;
+                s.landed_end = c.end_offset;
+                s.landed_file = c.file.clone();
+                if c.inline() {
+                    s.pending = c.inline_lines();
+                    s.written.end_offset = 0;
+                } else {
+                    s.written = c;
+                }
+                s
             })
             .collect();
         PodState {
-            manifest,
+            identity: manifest.pod,
             first_line_nanos: None,
             streams,
             manifest_pending: false,
@@ -69,25 +207,97 @@ impl PodState {
     }
 
     pub fn identity(&self) -> &PodIdentity {
-        &self.manifest.pod
+        &self.identity
     }
 
     pub fn stream(&self, container: &str, restart: u32) -> Option<&StreamCheckpoint> {
-        self.streams
-            .iter()
-            .find(|s| s.container == container && s.restart == restart)
+        self.find(container, restart).map(|s| &s.checkpoint)
+    }
+
+    pub fn find(&self, container: &str, restart: u32) -> Option<&StreamState> {
+        self.streams.iter().find(|s| s.is(container, restart))
+    }
+
+    pub fn stream_mut(&mut self, container: &str, restart: u32) -> &mut StreamState {
+        let i = match self.streams.iter().position(|s| s.is(container, restart)) {
+            Some(i) => i,
+            None => {
+                self.streams.push(StreamState::new(container, restart));
+                self.streams.sort_by(|a, b| {
+                    let key =
+                        |s: &StreamState| (s.checkpoint.container.clone(), s.checkpoint.restart);
+                    key(a).cmp(&key(b))
+                });
+                self.streams
+                    .iter()
+                    .position(|s| s.is(container, restart))
+                    .expect("just added")
+            }
+        };
+        &mut self.streams[i]
     }
 
     pub fn set_stream(&mut self, cp: StreamCheckpoint) {
-        match self
-            .streams
-            .iter_mut()
-            .find(|s| s.container == cp.container && s.restart == cp.restart)
-        {
-            Some(s) => *s = cp,
-            None => self.streams.push(cp),
+        let (container, restart) = (cp.container.clone(), cp.restart);
+        self.stream_mut(&container, restart).checkpoint = cp;
+    }
+
+    /// The manifest head as it will be once every pending line is written.
+    pub fn head(&self, updated: String) -> Manifest {
+        Manifest {
+            pod: self.identity.clone(),
+            updated,
+            format: MANIFEST_FORMAT,
+            containers: self.streams.iter().map(StreamState::head).collect(),
         }
     }
+
+    /// Streams with lines waiting for a part.
+    pub fn has_pending(&self) -> bool {
+        self.streams.iter().any(|s| !s.pending.is_empty())
+    }
+
+    /// First and last log-line timestamps of everything that landed.
+    pub fn log_span(&self) -> Option<(String, String)> {
+        let heads: Vec<ContainerManifest> = self.streams.iter().map(StreamState::head).collect();
+        crate::contract::span_of(heads.iter().filter_map(ContainerManifest::span))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    }
+}
+
+/// The state file as agents before manifest parts wrote it: the whole manifest inside.
+#[derive(Deserialize)]
+struct StateV1 {
+    manifest: Manifest,
+    first_line_nanos: Option<i128>,
+    streams: Vec<StreamCheckpoint>,
+    #[serde(default)]
+    manifest_pending: bool,
+}
+
+impl From<StateV1> for PodState {
+    /// The inline manifest becomes pending lines (its first part at the next write).
+    fn from(old: StateV1) -> PodState {
+        let mut state = PodState::from_manifest(old.manifest);
+        state.first_line_nanos = old.first_line_nanos;
+        for cp in old.streams {
+            state.set_stream(cp);
+        }
+        state.manifest_pending = old.manifest_pending || state.has_pending();
+        state
+    }
+}
+
+/// A state file of either format: the previous one is told by its `manifest` field.
+fn parse_state(data: &[u8]) -> Result<PodState, String> {
+    let old = memchr::memmem::find(data, b"\"manifest\":").is_some()
+        && memchr::memmem::find(data, b"\"identity\":").is_none();
+    if old {
+        return serde_json::from_slice::<StateV1>(data)
+            .map(PodState::from)
+            .map_err(|e| e.to_string());
+    }
+    serde_json::from_slice::<PodState>(data).map_err(|e| e.to_string())
 }
 
 /// The state dir's `pods/` folder.
@@ -120,7 +330,7 @@ impl StateDir {
     /// One pod's state, if it has a readable one (`load_all` deals with corrupt files).
     pub fn load(&self, pod_uid: &str) -> Option<PodState> {
         let data = std::fs::read(self.path(pod_uid)).ok()?;
-        serde_json::from_slice(&data).ok()
+        parse_state(&data).ok()
     }
 
     /// Which version of a pod's state file is there, without reading it: a save replaces the
@@ -147,7 +357,7 @@ impl StateDir {
             }
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|d| serde_json::from_slice::<PodState>(&d).map_err(|e| e.to_string()))
+                .and_then(|d| parse_state(&d))
             {
                 Ok(state) => {
                     out.insert(state.identity().pod_uid.clone(), state);
@@ -167,5 +377,132 @@ impl StateDir {
 
     pub fn remove(&self, pod_uid: &str) {
         let _ = std::fs::remove_file(self.path(pod_uid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> PodIdentity {
+        PodIdentity {
+            cluster: "c".into(),
+            node: "n".into(),
+            namespace: "default".into(),
+            pod: "job-abcde".into(),
+            pod_uid: "u1".into(),
+            job: "job".into(),
+            job_uid: None,
+            cronjob: None,
+            attempt: 1,
+            completion_index: None,
+        }
+    }
+
+    fn entry(first: u64, end: u64) -> ObjectEntry {
+        ObjectEntry {
+            key: identity().stream("main", 0).log_key(first),
+            first_offset: first,
+            end_offset: end,
+            records: 1,
+            bytes: 100,
+            sha256: "00".into(),
+            first_ts: "2026-11-27T14:00:00Z".into(),
+            last_ts: "2026-11-27T14:00:00Z".into(),
+        }
+    }
+
+    fn cp(offset: u64) -> StreamCheckpoint {
+        StreamCheckpoint {
+            container: "main".into(),
+            restart: 0,
+            offset,
+            file: None,
+        }
+    }
+
+    fn spans(s: &StreamState) -> Vec<(u64, u64)> {
+        s.pending.iter().map(PartLine::span).collect()
+    }
+
+    #[test]
+    fn batches_become_pending_lines_that_tile_the_stream() {
+        let mut state = PodState::new(identity());
+        let s = state.stream_mut("main", 0);
+        s.record(Some(entry(0, 10)), None, &cp(10), false);
+        // Malformed lines only, then bytes dropped between batches (a truncation).
+        s.record(None, None, &cp(15), false);
+        s.record(Some(entry(18, 30)), None, &cp(30), false);
+        assert_eq!(spans(s), [(0, 10), (10, 18), (18, 30)]);
+        // A gap found when resuming comes before the batch that follows it.
+        let gap = Gap {
+            first_offset: 30,
+            end_offset: 30,
+            reason: "gone".into(),
+        };
+        s.record(Some(entry(30, 40)), Some(gap), &cp(40), true);
+        assert_eq!(spans(s), [(0, 10), (10, 18), (18, 30), (30, 30), (30, 40)]);
+        let head = s.head();
+        assert_eq!(
+            (head.parts, head.object_count, head.records, head.end_offset),
+            (1, 3, 3, 40)
+        );
+        assert!(head.complete);
+        assert_eq!(head.gaps.len(), 1);
+        // Written: the lines are the head's now, and the next part starts at its end.
+        s.mark_written();
+        assert!(s.pending.is_empty());
+        s.record(Some(entry(40, 50)), None, &cp(50), false);
+        let head = s.head();
+        assert_eq!((head.parts, head.object_count, head.end_offset), (2, 4, 50));
+        assert_eq!(spans(s), [(40, 50)]);
+    }
+
+    #[test]
+    fn a_batch_read_again_replaces_what_it_covers() {
+        let mut state = PodState::new(identity());
+        let s = state.stream_mut("main", 0);
+        s.record(Some(entry(0, 10)), None, &cp(10), false);
+        s.record(Some(entry(10, 20)), None, &cp(20), false);
+        // The state saved after the first batch only: the second is read again, longer.
+        s.record(Some(entry(10, 35)), None, &cp(35), false);
+        assert_eq!(spans(s), [(0, 10), (10, 35)]);
+        assert_eq!(s.head().object_count, 2);
+    }
+
+    #[test]
+    fn state_files_of_the_previous_format_keep_their_manifest() {
+        let old = serde_json::json!({
+            "manifest": {
+                "cluster": "c", "node": "n", "namespace": "default", "pod": "job-abcde",
+                "pod_uid": "u1", "job": "job", "job_uid": null, "cronjob": null, "attempt": 1,
+                "completion_index": null, "updated": "",
+                "containers": [{
+                    "container": "main", "restart": 0, "complete": false, "end_offset": 20,
+                    "objects": [entry(0, 10), entry(12, 20)], "skipped": [[10, 12]]
+                }]
+            },
+            "first_line_nanos": 5,
+            "streams": [{"container": "main", "restart": 0, "offset": 20, "file": null}],
+            "manifest_pending": false
+        });
+        let state = parse_state(old.to_string().as_bytes()).unwrap();
+        assert_eq!(state.first_line_nanos, Some(5));
+        assert!(state.manifest_pending, "its objects go to a first part");
+        let s = state.find("main", 0).unwrap();
+        assert_eq!(s.checkpoint.offset, 20);
+        assert_eq!(spans(s), [(0, 10), (10, 12), (12, 20)]);
+        let head = state.head(String::new());
+        assert_eq!(head.format, MANIFEST_FORMAT);
+        assert_eq!(
+            (head.containers[0].parts, head.containers[0].records),
+            (1, 2)
+        );
+        // The current format round-trips through the file.
+        let dir = tempfile::tempdir().unwrap();
+        let states = StateDir::open(dir.path()).unwrap();
+        states.save(&state).unwrap();
+        let again = states.load("u1").unwrap();
+        assert_eq!(spans(again.find("main", 0).unwrap()), spans(s));
     }
 }

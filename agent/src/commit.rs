@@ -1,7 +1,13 @@
 //! Ship and commit: compress a sealed batch off the reactor, upload it under its deterministic
-//! key, then — in offset order per stream — record it in the pod's manifest (in the store) and
-//! advance the checkpoint (in the state dir). One batch of a stream is in flight at a time, so
-//! commits are in order; streams ship concurrently up to `upload_concurrency`.
+//! key, then — in offset order per stream — record it in the pod's state (the next manifest part)
+//! and advance the checkpoint (in the state dir). One batch of a stream is in flight at a time,
+//! so commits are in order; streams ship concurrently up to `upload_concurrency`.
+//!
+//! The manifest is written in bounded pieces (docs/audit.md): the lines recorded since the last
+//! write become one immutable part per stream, then the small head is rewritten. That happens at
+//! a pod's first commit, when a stream completes, when `manifest_interval_secs` has passed since
+//! the last write, or when a part is full — never more often than the batches, and at a cost that
+//! does not grow with what the pod shipped before.
 //!
 //! When the store fails (after the SDK's and our retries) or is known to be down, a batch goes
 //! to the spool instead and its checkpoint advances once it is durable there; so do the next
@@ -10,7 +16,7 @@
 //! manifest names only objects that are in the store.
 
 use crate::checkpoint::{PodState, StateDir, StreamCheckpoint};
-use crate::contract::{ObjectEntry, PodIdentity, StreamMeta};
+use crate::contract::{encode_part, Gap, ObjectEntry, PodIdentity, StreamMeta};
 use crate::pipeline::Metrics;
 use crate::store::spool::{SpoolHeader, Spooled, StreamId};
 use crate::store::{spool::Spool, Content, ErrorKind, Store, StoreError};
@@ -20,14 +26,15 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Mutex, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 /// What the follower hands the shipper.
 #[derive(Debug)]
 pub enum Work {
-    Batch(Sealed),
+    /// Boxed: a sealed batch's metadata is a few hundred bytes, the channel's slots stay small.
+    Batch(Box<Sealed>),
     /// The pod's folder is gone and every stream of it was sent: once its batches are
     /// committed, its state can go.
     PodGone(String),
@@ -42,15 +49,28 @@ pub struct ShipperConfig {
     pub max_retries: u32,
     /// Drain runs give up (exit 3) instead of spooling and waiting for the store to come back.
     pub give_up: bool,
+    /// The longest lines wait for their manifest part while batches keep landing.
+    pub manifest_interval: Duration,
+}
+
+/// Lines of a stream in one part at most: a part is written when a stream has this many waiting,
+/// whatever the interval, so parts (and the state file holding the waiting lines) stay small.
+pub const PART_MAX_LINES: usize = 256;
+
+/// A pod's state with when its manifest was last written (in this run).
+struct Pod {
+    state: PodState,
+    written_at: Option<Instant>,
 }
 
 pub struct Shipper {
     store: Arc<Store>,
     state: StateDir,
     spool: Arc<Spool>,
-    pods: std::sync::Mutex<HashMap<String, Arc<Mutex<PodState>>>>,
-    /// Pods whose manifest in the store is behind (written again when the store answers).
-    stale_manifests: std::sync::Mutex<HashSet<String>>,
+    pods: std::sync::Mutex<HashMap<String, Arc<Mutex<Pod>>>>,
+    /// Pods whose manifest in the store is behind, with when it is due to be written (lines
+    /// waiting for their part, or a write that failed).
+    owed: std::sync::Mutex<HashMap<String, Instant>>,
     cfg: ShipperConfig,
     /// Compression is CPU-bound: at most one batch per core at a time.
     compressing: Semaphore,
@@ -73,6 +93,14 @@ fn stream_id(m: &StreamMeta) -> StreamId {
     (m.pod_uid.clone(), m.container.clone(), m.restart)
 }
 
+/// What a landed batch adds to its stream's record.
+struct Landed<'a> {
+    entry: Option<ObjectEntry>,
+    gap: Option<Gap>,
+    checkpoint: &'a StreamCheckpoint,
+    complete: bool,
+}
+
 /// A compressed batch ready to upload, with its manifest entry.
 struct Packed {
     gz: Bytes,
@@ -93,10 +121,11 @@ impl Shipper {
         expired: watch::Receiver<bool>,
     ) -> Shipper {
         let compressors = compressors();
-        let stale = pods
+        // Lines an earlier run recorded but did not write: due now.
+        let owed = pods
             .values()
-            .filter(|p| p.manifest_pending)
-            .map(|p| p.identity().pod_uid.clone())
+            .filter(|p| p.manifest_pending || p.has_pending())
+            .map(|p| (p.identity().pod_uid.clone(), Instant::now()))
             .collect();
         Shipper {
             store,
@@ -104,10 +133,16 @@ impl Shipper {
             spool,
             pods: std::sync::Mutex::new(
                 pods.into_iter()
-                    .map(|(k, v)| (k, Arc::new(Mutex::new(v))))
+                    .map(|(k, state)| {
+                        let pod = Pod {
+                            state,
+                            written_at: None,
+                        };
+                        (k, Arc::new(Mutex::new(pod)))
+                    })
                     .collect(),
             ),
-            stale_manifests: std::sync::Mutex::new(stale),
+            owed: std::sync::Mutex::new(owed),
             // The batches being compressed and no more: the follower fills the next one
             // meanwhile, and nothing piles up behind a slow store.
             raw_budget: compressors * cfg.batch_bytes,
@@ -144,7 +179,7 @@ impl Shipper {
                 msg = rx.recv(), if open && room => match msg {
                     Some(Work::Batch(s)) => {
                         self.raw_held.fetch_add(s.batch.data.len(), Relaxed);
-                        queues.entry(stream_id(&s.meta)).or_default().push_back(s);
+                        queues.entry(stream_id(&s.meta)).or_default().push_back(*s);
                     }
                     Some(Work::PodGone(uid)) => gone.push(uid),
                     None => open = false,
@@ -191,9 +226,17 @@ impl Shipper {
         busy: &HashSet<StreamId>,
     ) {
         gone.retain(|uid| {
-            let pending = queues.keys().chain(busy.iter()).any(|k| &k.0 == uid)
-                || self.spool.holds_pod(uid)
-                || self.lock_stale().contains(uid);
+            let pending =
+                queues.keys().chain(busy.iter()).any(|k| &k.0 == uid) || self.spool.holds_pod(uid);
+            // Gone: its waiting lines need not wait for the interval any more.
+            let owed = match self.lock_owed().get_mut(uid) {
+                Some(due) => {
+                    *due = (*due).min(Instant::now());
+                    true
+                }
+                None => false,
+            };
+            let pending = pending || owed;
             if !pending {
                 self.lock_pods().remove(uid);
                 self.state.remove(uid);
@@ -218,10 +261,13 @@ impl Shipper {
             match self.land(packed.as_ref(), self.cfg.max_retries).await {
                 Ok(()) => {
                     let pod = self.pod_state(&identity_of(&s.meta));
-                    let entry = packed.map(|p| p.entry);
-                    return self
-                        .commit(pod, &s.checkpoint, s.complete, entry, true)
-                        .await;
+                    let landed = Landed {
+                        entry: packed.map(|p| p.entry),
+                        gap: s.gap,
+                        checkpoint: &s.checkpoint,
+                        complete: s.complete,
+                    };
+                    return self.commit(pod, landed, true).await;
                 }
                 Err(e) if self.cfg.give_up => return Err(e),
                 Err(e) => self.went_down(&e),
@@ -294,55 +340,85 @@ impl Shipper {
         Ok(())
     }
 
-    /// Manifest first, checkpoint second: a crash in between re-ships one batch to the same key.
-    /// A spooled batch landing later does not move the checkpoint (it moved when spooled).
+    /// Record a landed batch in its pod's state, write the manifest if it is due, then save the
+    /// state: the object is in the store before the state says so, so a crash in between
+    /// re-ships one batch to the same key. The pod's lock is held throughout, so its state file
+    /// has one writer at a time and saves land in order. A spooled batch landing later does
+    /// not move the checkpoint (it moved when spooled).
     async fn commit(
         &self,
-        pod: Arc<Mutex<PodState>>,
-        cp: &StreamCheckpoint,
-        complete: bool,
-        entry: Option<ObjectEntry>,
+        pod: Arc<Mutex<Pod>>,
+        landed: Landed<'_>,
         advance: bool,
     ) -> Result<(), StoreError> {
-        let mut state = pod.lock().await;
-        let c = state.manifest.container_mut(&cp.container, cp.restart);
-        c.record_batch(entry, cp.offset);
-        c.complete |= complete;
-        // The file identity goes with the manifest's end only when this checkpoint is that end.
-        if c.end_offset == cp.offset {
-            c.file = cp.file.clone();
-        }
-        state.manifest.updated = now_rfc3339();
+        let mut pod = pod.lock().await;
+        let cp = landed.checkpoint;
+        let stream = pod.state.stream_mut(&cp.container, cp.restart);
+        stream.record(landed.entry, landed.gap, cp, landed.complete);
         if advance {
-            state.set_stream(cp.clone());
+            stream.checkpoint = cp.clone();
         }
-        self.write_manifest(&mut state).await?;
-        let snapshot = state.clone();
-        drop(state);
-        self.save_state(snapshot).await;
+        let full = stream.pending.len() >= PART_MAX_LINES;
+        let due = match pod.written_at {
+            _ if landed.complete || full => Instant::now(),
+            None => Instant::now(),
+            Some(at) => at + self.cfg.manifest_interval,
+        };
+        if due <= Instant::now() {
+            self.write_manifest(&mut pod).await?;
+        } else {
+            pod.state.manifest_pending = true;
+            let uid = pod.state.identity().pod_uid.clone();
+            self.lock_owed().entry(uid).or_insert(due);
+        }
+        self.save_state(pod.state.clone()).await;
         Ok(())
     }
 
-    /// A manifest that cannot be written now is marked stale and written again later: the
-    /// objects it would list are in the store, so the batch counts as landed.
-    async fn write_manifest(&self, state: &mut PodState) -> Result<(), StoreError> {
-        let key = state.manifest.pod.manifest_key();
-        let body = Bytes::from(serde_json::to_vec(&state.manifest).expect("manifest serializes"));
-        let uid = state.identity().pod_uid.clone();
-        match self
-            .put_with_retry(&key, body, Content::Json, self.cfg.max_retries)
-            .await
-        {
+    /// The lines waiting in each stream as one part, then the head. Any failure leaves
+    /// everything pending, to be written again (parts and head have deterministic keys, so
+    /// a part written twice is the same object). Ok when written or owed for later.
+    async fn write_manifest(&self, pod: &mut Pod) -> Result<(), StoreError> {
+        let id = pod.state.identity().clone();
+        let mut result = Ok(());
+        for s in pod.state.streams.iter().filter(|s| !s.pending.is_empty()) {
+            let meta = id.stream(&s.checkpoint.container, s.checkpoint.restart);
+            let key = meta.part_key(s.pending[0].span().0);
+            let body = Bytes::from(encode_part(&s.pending));
+            result = self
+                .put_with_retry(&key, body, Content::Ndjson, self.cfg.max_retries)
+                .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            let head = pod.state.head(now_rfc3339());
+            let body = Bytes::from(serde_json::to_vec(&head).expect("manifest serializes"));
+            result = self
+                .put_with_retry(
+                    &id.manifest_key(),
+                    body,
+                    Content::Json,
+                    self.cfg.max_retries,
+                )
+                .await;
+        }
+        match result {
             Ok(()) => {
-                state.manifest_pending = false;
-                self.lock_stale().remove(&uid);
+                for s in &mut pod.state.streams {
+                    s.mark_written();
+                }
+                pod.state.manifest_pending = false;
+                pod.written_at = Some(Instant::now());
+                self.lock_owed().remove(&id.pod_uid);
                 Ok(())
             }
             Err(e) if self.cfg.give_up => Err(e),
             Err(e) => {
                 self.went_down(&e);
-                state.manifest_pending = true;
-                self.lock_stale().insert(uid);
+                pod.state.manifest_pending = true;
+                self.lock_owed().insert(id.pod_uid.clone(), Instant::now());
                 Ok(())
             }
         }
@@ -357,6 +433,7 @@ impl Shipper {
             checkpoint: s.checkpoint,
             complete: s.complete,
             entry: packed.as_ref().map(|p| p.entry.clone()),
+            gap: s.gap,
         };
         let body = packed.map(|p| p.gz).unwrap_or_default();
         let mut delay = BACKOFF_START;
@@ -382,11 +459,9 @@ impl Shipper {
             }
         }
         let pod = self.pod_state(&header.pod);
-        let mut state = pod.lock().await;
-        state.set_stream(header.checkpoint);
-        let snapshot = state.clone();
-        drop(state);
-        self.save_state(snapshot).await;
+        let mut pod = pod.lock().await;
+        pod.state.set_stream(header.checkpoint);
+        self.save_state(pod.state.clone()).await;
     }
 
     /// The uploader of the spool: lands spooled batches oldest first and writes stale
@@ -398,9 +473,11 @@ impl Shipper {
         loop {
             let added = self.spool.added();
             let Some(item) = self.spool.oldest() else {
-                self.write_stale_manifests().await;
-                if self.finishing.load(Relaxed) {
-                    return Ok(());
+                let finishing = self.finishing.load(Relaxed);
+                // Finishing: every manifest that is behind, now. In a drain, failing is an error.
+                let written = self.write_owed_manifests(finishing).await;
+                if finishing {
+                    return written;
                 }
                 tokio::select! {
                     _ = added => {},
@@ -449,33 +526,42 @@ impl Shipper {
             self.land_entry(entry, body, attempts).await?;
         }
         let pod = self.pod_state_or_recover(&header.pod).await;
-        self.commit(
-            pod,
-            &header.checkpoint,
-            header.complete,
-            header.entry,
-            false,
-        )
-        .await?;
+        let landed = Landed {
+            entry: header.entry,
+            gap: header.gap,
+            checkpoint: &header.checkpoint,
+            complete: header.complete,
+        };
+        self.commit(pod, landed, false).await?;
         self.spool.remove(item);
         Ok(())
     }
 
-    async fn write_stale_manifests(&self) {
-        let stale: Vec<String> = self.lock_stale().iter().cloned().collect();
-        for uid in stale {
+    /// Writes the manifests that are due (all that are behind, with `all`): lines that waited
+    /// the interval, pods that are gone, writes that failed. Stops at the first failure (the
+    /// store is down; they stay owed); returns it in a drain run.
+    pub async fn write_owed_manifests(&self, all: bool) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .lock_owed()
+            .iter()
+            .filter(|(_, at)| all || **at <= now)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
             let pod = self.lock_pods().get(&uid).cloned();
             let Some(pod) = pod else {
-                self.lock_stale().remove(&uid);
+                self.lock_owed().remove(&uid);
                 continue;
             };
-            let mut state = pod.lock().await;
-            if self.write_manifest(&mut state).await.is_ok() && !state.manifest_pending {
-                let snapshot = state.clone();
-                drop(state);
-                self.save_state(snapshot).await;
+            let mut pod = pod.lock().await;
+            self.write_manifest(&mut pod).await?;
+            if pod.state.manifest_pending {
+                return Ok(());
             }
+            self.save_state(pod.state.clone()).await;
         }
+        Ok(())
     }
 
     /// A pod the agent has no state for, whose earlier batches may be in the store (the state
@@ -484,7 +570,7 @@ impl Shipper {
     pub async fn recover(&self, id: &PodIdentity) -> Option<PodState> {
         let known = self.lock_pods().get(&id.pod_uid).cloned();
         if let Some(known) = known {
-            return Some(known.lock().await.clone());
+            return Some(known.lock().await.state.clone());
         }
         let key = id.manifest_key();
         let data = match self.store.get(&key).await {
@@ -503,9 +589,17 @@ impl Shipper {
         };
         let state = PodState::from_manifest(manifest);
         tracing::info!(pod = %id.pod, "no checkpoint for this pod; resuming from its manifest in the store");
+        if state.has_pending() {
+            // A head of the old format: its objects go to a first part.
+            self.lock_owed().insert(id.pod_uid.clone(), Instant::now());
+        }
+        let pod = Pod {
+            state: state.clone(),
+            written_at: None,
+        };
         self.lock_pods()
             .entry(id.pod_uid.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(state.clone())));
+            .or_insert_with(|| Arc::new(Mutex::new(pod)));
         Some(state)
     }
 
@@ -520,11 +614,16 @@ impl Shipper {
         }
     }
 
-    fn pod_state(&self, id: &PodIdentity) -> Arc<Mutex<PodState>> {
+    fn pod_state(&self, id: &PodIdentity) -> Arc<Mutex<Pod>> {
         let mut pods = self.lock_pods();
         let state = pods
             .entry(id.pod_uid.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(PodState::new(id.clone()))))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Pod {
+                    state: PodState::new(id.clone()),
+                    written_at: None,
+                }))
+            })
             .clone();
         self.metrics.pod_states.store(pods.len() as u64, Relaxed);
         state
@@ -532,21 +631,19 @@ impl Shipper {
 
     /// For a spooled batch of an earlier run whose pod state is gone: start from the manifest
     /// in the store, so recording the batch does not drop the objects listed before it.
-    async fn pod_state_or_recover(&self, id: &PodIdentity) -> Arc<Mutex<PodState>> {
+    async fn pod_state_or_recover(&self, id: &PodIdentity) -> Arc<Mutex<Pod>> {
         if !self.lock_pods().contains_key(&id.pod_uid) {
             self.recover(id).await;
         }
         self.pod_state(id)
     }
 
-    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<PodState>>>> {
+    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Pod>>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_stale(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.stale_manifests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn lock_owed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.owed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn went_down(&self, e: &StoreError) {

@@ -64,6 +64,8 @@ pub struct StoreConfig {
 pub struct BatchConfig {
     pub max_bytes: usize,
     pub max_age_secs: u64,
+    pub quiet_secs: u64,
+    pub manifest_interval_secs: u64,
     pub compression_level: u32,
 }
 
@@ -123,7 +125,9 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_bytes: 4 << 20,
-            max_age_secs: 5,
+            max_age_secs: 60,
+            quiet_secs: 5,
+            manifest_interval_secs: 60,
             compression_level: 1,
         }
     }
@@ -169,6 +173,9 @@ impl Config {
         }
         if self.batch.max_bytes < 1024 {
             return Err("batch.max_bytes must be at least 1024".into());
+        }
+        if self.batch.max_age_secs == 0 || self.batch.quiet_secs == 0 {
+            return Err("batch.max_age_secs and batch.quiet_secs must be at least 1".into());
         }
         if self.batch.compression_level > 9 {
             return Err("batch.compression_level must be 0-9".into());

@@ -168,14 +168,28 @@ pub struct RecordRead<'a> {
     pub attempt: u32,
 }
 
-/// Per-attempt manifest (CONTRACT §3): every log object of the pod, per container and restart.
+/// The head of an attempt's manifest (docs/audit.md §1), at `manifests/…/pod={pod}.json`: who
+/// the attempt is and, per container stream, a summary of what landed. The objects themselves
+/// are listed in immutable parts (`PartLine`s under `manifest-parts/`), so writing the head
+/// costs the same whatever the pod has shipped before.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     #[serde(flatten)]
     pub pod: PodIdentity,
     pub updated: String,
+    /// 2: objects are listed in parts. 1 (or absent): in the head itself, as agents before
+    /// v1.1 wrote it; readers accept both.
+    #[serde(default = "format_one")]
+    pub format: u32,
     pub containers: Vec<ContainerManifest>,
 }
+
+fn format_one() -> u32 {
+    1
+}
+
+/// The manifest format this agent writes.
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// The pod-level part of `StreamMeta`: who the attempt is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,24 +231,70 @@ impl PodIdentity {
     pub fn footprint_key(&self) -> String {
         self.stream("", 0).footprint_key()
     }
+
+    /// `manifest-parts/…/attempt={n}/pod={pod}/`: every part of the attempt's manifest.
+    pub fn parts_prefix(&self) -> String {
+        format!(
+            "{PARTS_TREE}/{}/pod={}/",
+            self.stream("", 0).partition(),
+            self.pod
+        )
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where manifest parts live: a tree of its own, so that listing or globbing `manifests/`
+/// reads one small head per attempt, not one document per batch.
+pub const PARTS_TREE: &str = "manifest-parts";
+
+impl StreamMeta {
+    /// `manifest-parts/…/pod={pod}/container={c}/restart={r}/{first:020}.ndjson`: the part whose
+    /// first line starts at stream offset `first`. Deterministic, like log keys: a part written
+    /// again after a crash overwrites itself.
+    pub fn part_key(&self, first: u64) -> String {
+        format!(
+            "{PARTS_TREE}/{}/pod={}/container={}/restart={}/{first:020}.ndjson",
+            self.partition(),
+            self.pod,
+            self.container,
+            self.restart
+        )
+    }
+}
+
+/// One container stream (container and restart) in a manifest head.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerManifest {
     pub container: String,
     pub restart: u32,
     /// The container terminated and every byte of its log up to `end_offset` has landed.
     pub complete: bool,
-    /// Stream offset up to which everything has landed.
+    /// Stream offset up to which everything is accounted for (landed, skipped or lost).
     pub end_offset: u64,
     /// Where `end_offset` lies in the node's files: lets an agent that lost its checkpoint
     /// resume exactly there (an addition to CONTRACT §3; readers ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileMark>,
+    /// Format 2: how many parts list this stream's objects; they tile `[0, end_offset)`.
+    #[serde(default)]
+    pub parts: u64,
+    /// Format 2: totals over the stream's objects, so `ls` and SQL need not read the parts.
+    #[serde(default)]
+    pub object_count: u64,
+    #[serde(default)]
+    pub records: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ts: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<String>,
+    /// Bytes of the stream that are gone for good (also listed in the parts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+    /// Format 1 only: the objects, inline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ObjectEntry>,
-    /// Byte ranges `[from, to)` of the stream that the agent read past without a record
-    /// (malformed lines, bytes cut off by a truncation), so no object covers them. Recorded so
-    /// that `verify` can tell a deliberate skip from an object that went missing.
+    /// Format 1 only: byte ranges `[from, to)` read past without a record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<(u64, u64)>,
 }
@@ -245,9 +305,21 @@ pub struct FileMark {
     pub dev: u64,
     pub ino: u64,
     pub base: u64,
-    /// Unix seconds when this file was last seen as the current `N.log`: after a rotation the
-    /// first rotated file named later than this is the one it became.
+    /// Unix seconds when this file was last seen as the current `N.log` (marks written before
+    /// fingerprints: the first rotated file named later than this is the one it became).
     pub seen_unix: i64,
+    /// Its first bytes: what identifies the file after a rotation gave it a new name, or
+    /// compression a new inode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A digest of a file's first `bytes` bytes (decompressed, for `.gz` files).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub bytes: u32,
+    /// The first 8 bytes of their SHA-256, in hex.
+    pub hash: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,21 +334,71 @@ pub struct ObjectEntry {
     pub last_ts: String,
 }
 
+/// Stream bytes `[first_offset, end_offset)` that no object holds and never will: the file
+/// holding them was gone before the agent could read it. `first_offset == end_offset` when
+/// how many bytes were lost cannot be known (the stream continues at the same offset).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub first_offset: u64,
+    pub end_offset: u64,
+    pub reason: String,
+}
+
+/// One line of a manifest part (NDJSON): an object, a range read past without a record, or a
+/// gap. The lines of a stream's parts, in order, tile it from byte 0 to the head's
+/// `end_offset`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PartLine {
+    Object(ObjectEntry),
+    Skipped { first_offset: u64, end_offset: u64 },
+    Gap(Gap),
+}
+
+impl PartLine {
+    /// `[first, end)` in stream offsets.
+    pub fn span(&self) -> (u64, u64) {
+        match self {
+            PartLine::Object(o) => (o.first_offset, o.end_offset),
+            PartLine::Skipped {
+                first_offset,
+                end_offset,
+            } => (*first_offset, *end_offset),
+            PartLine::Gap(g) => (g.first_offset, g.end_offset),
+        }
+    }
+
+    pub fn object(&self) -> Option<&ObjectEntry> {
+        match self {
+            PartLine::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// The NDJSON body of a part.
+pub fn encode_part(lines: &[PartLine]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lines.len() * 320);
+    for line in lines {
+        serde_json::to_writer(&mut out, line).expect("part lines serialize");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A part's lines; an error names the first line that is not one.
+pub fn decode_part(body: &[u8]) -> Result<Vec<PartLine>, String> {
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| serde_json::from_slice(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 impl Manifest {
     /// The first and the last log-line timestamp of the attempt over every landed object.
-    /// Runtimes trim trailing zeros of the fraction, so the stamps are compared as times.
     pub fn log_span(&self) -> Option<(&str, &str)> {
-        let nanos = |ts: &str| crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN);
-        let objects = || self.containers.iter().flat_map(|c| &c.objects);
-        let first = objects()
-            .map(|o| o.first_ts.as_str())
-            .filter(|ts| !ts.is_empty())
-            .min_by_key(|ts| nanos(ts))?;
-        let last = objects()
-            .map(|o| o.last_ts.as_str())
-            .filter(|ts| !ts.is_empty())
-            .max_by_key(|ts| nanos(ts))?;
-        Some((first, last))
+        span_of(self.containers.iter().filter_map(|c| c.span()))
     }
 
     pub fn container_mut(&mut self, container: &str, restart: u32) -> &mut ContainerManifest {
@@ -290,11 +412,7 @@ impl Manifest {
                 self.containers.push(ContainerManifest {
                     container: container.to_string(),
                     restart,
-                    complete: false,
-                    end_offset: 0,
-                    file: None,
-                    objects: Vec::new(),
-                    skipped: Vec::new(),
+                    ..ContainerManifest::default()
                 });
                 self.containers
                     .sort_by(|a, b| (&a.container, a.restart).cmp(&(&b.container, b.restart)));
@@ -308,51 +426,110 @@ impl Manifest {
     }
 }
 
-impl ContainerManifest {
-    /// Account for one committed batch, in stream order: its object if it had records, and the
-    /// bytes between what was accounted for so far and where it starts (or, without records,
-    /// where the stream's checkpoint now is) as skipped.
-    pub fn record_batch(&mut self, entry: Option<ObjectEntry>, checkpoint: u64) {
-        let accounted = self.end_offset;
-        match entry {
-            Some(entry) => {
-                self.note_skipped(accounted, entry.first_offset);
-                self.add_object(entry);
-            }
-            None => self.note_skipped(accounted, checkpoint),
-        }
-        self.end_offset = self.end_offset.max(checkpoint);
-    }
-
-    fn note_skipped(&mut self, from: u64, to: u64) {
-        if from >= to {
-            return;
-        }
-        match self.skipped.last_mut() {
-            Some(last) if last.1 == from => last.1 = to,
-            _ => self.skipped.push((from, to)),
-        }
-    }
-
-    /// Record a landed object. A re-shipped batch has the same key and replaces its entry, and
-    /// any entry it now covers (a shorter batch shipped before a crash) goes with it.
-    pub fn add_object(&mut self, entry: ObjectEntry) {
-        self.objects.retain(|o| {
-            o.key != entry.key
-                && !(o.first_offset >= entry.first_offset && o.first_offset < entry.end_offset)
+/// The earliest first and the latest last of `(first, last)` timestamps. Runtimes trim trailing
+/// zeros of the fraction, so the stamps are compared as times.
+pub fn span_of<'a>(spans: impl Iterator<Item = (&'a str, &'a str)>) -> Option<(&'a str, &'a str)> {
+    let nanos = |ts: &str| crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN);
+    let mut out: Option<(&str, &str)> = None;
+    for (first, last) in spans.filter(|(f, l)| !f.is_empty() && !l.is_empty()) {
+        out = Some(match out {
+            None => (first, last),
+            Some((f, l)) => (
+                if nanos(first) < nanos(f) { first } else { f },
+                if nanos(last) > nanos(l) { last } else { l },
+            ),
         });
-        let (first, end) = (entry.first_offset, entry.end_offset);
-        let at = self
+    }
+    out
+}
+
+impl ContainerManifest {
+    /// Whether the objects are inline (format 1) rather than in parts.
+    pub fn inline(&self) -> bool {
+        !self.objects.is_empty() || !self.skipped.is_empty()
+    }
+
+    /// Log records of the stream that landed.
+    pub fn record_count(&self) -> u64 {
+        if self.inline() {
+            self.objects.iter().map(|o| o.records).sum()
+        } else {
+            self.records
+        }
+    }
+
+    /// Compressed bytes of the stream's objects.
+    pub fn byte_count(&self) -> u64 {
+        if self.inline() {
+            self.objects.iter().map(|o| o.bytes).sum()
+        } else {
+            self.bytes
+        }
+    }
+
+    pub fn object_total(&self) -> u64 {
+        if self.inline() {
+            self.objects.len() as u64
+        } else {
+            self.object_count
+        }
+    }
+
+    /// First and last log-line timestamps of the stream's objects.
+    pub fn span(&self) -> Option<(&str, &str)> {
+        if self.inline() {
+            return span_of(
+                self.objects
+                    .iter()
+                    .map(|o| (o.first_ts.as_str(), o.last_ts.as_str())),
+            );
+        }
+        Some((self.first_ts.as_deref()?, self.last_ts.as_deref()?))
+    }
+
+    /// A format-1 stream's objects and skips as part lines, in offset order.
+    pub fn inline_lines(&self) -> Vec<PartLine> {
+        let mut lines: Vec<PartLine> = self
             .objects
-            .partition_point(|o| o.first_offset < entry.first_offset);
-        self.objects.insert(at, entry);
-        // A batch re-read after a lost checkpoint may now hold records where bytes were skipped.
-        self.skipped
-            .retain(|&(from, _)| from < first || from >= end);
+            .iter()
+            .cloned()
+            .map(PartLine::Object)
+            .chain(self.skipped.iter().map(|&(a, b)| PartLine::Skipped {
+                first_offset: a,
+                end_offset: b,
+            }))
+            .collect();
+        lines.sort_by_key(|l| l.span());
+        lines
+    }
+
+    /// Account for a line in the summary (counts, times, end, gaps). Lines come in stream
+    /// order; a line replacing one counted before (a batch re-read after a crash) is counted
+    /// again, so the summary is rebuilt from the lines when that happens (`summarize`).
+    pub fn count(&mut self, line: &PartLine) {
+        let (_, end) = line.span();
+        match line {
+            PartLine::Object(o) => {
+                self.object_count += 1;
+                self.records += o.records;
+                self.bytes += o.bytes;
+                let widen = span_of(
+                    self.span()
+                        .into_iter()
+                        .chain(std::iter::once((o.first_ts.as_str(), o.last_ts.as_str()))),
+                )
+                .map(|(f, l)| (f.to_string(), l.to_string()));
+                if let Some((f, l)) = widen {
+                    self.first_ts = Some(f);
+                    self.last_ts = Some(l);
+                }
+            }
+            PartLine::Skipped { .. } => {}
+            PartLine::Gap(g) => self.gaps.push(g.clone()),
+        }
         self.end_offset = self.end_offset.max(end);
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,67 +578,101 @@ mod tests {
         assert!(is_safe_segment("f5d2a146-ed30-42ed-96d6-8cdba53b70dd"));
     }
 
-    fn entry(first: u64, end: u64) -> ObjectEntry {
-        ObjectEntry {
-            key: format!("k{first}"),
-            first_offset: first,
-            end_offset: end,
-            records: 1,
-            bytes: 1,
-            sha256: String::new(),
-            first_ts: String::new(),
-            last_ts: String::new(),
-        }
-    }
-
     #[test]
-    fn reshipped_batches_replace_their_entries() {
-        let mut c = ContainerManifest {
-            container: "c".into(),
-            restart: 0,
-            complete: false,
-            end_offset: 0,
-            file: None,
-            objects: vec![],
-            skipped: vec![],
-        };
-        c.add_object(entry(0, 10));
-        c.add_object(entry(10, 20));
-        c.add_object(entry(20, 25));
-        // After a crash the batch at 20 is re-read with more lines and replaces the shorter one.
-        c.add_object(entry(20, 40));
+    fn part_keys_follow_the_stream_and_lines_round_trip() {
+        let m = meta();
         assert_eq!(
-            c.objects
-                .iter()
-                .map(|o| (o.first_offset, o.end_offset))
-                .collect::<Vec<_>>(),
-            vec![(0, 10), (10, 20), (20, 40)]
+            m.part_key(42),
+            "manifest-parts/cluster=c1/namespace=default/job=exit-nonzero/job_uid=unknown/attempt=3/pod=exit-nonzero-szsld/container=main/restart=2/00000000000000000042.ndjson"
         );
-        assert_eq!(c.end_offset, 40);
+        let id = PodIdentity {
+            cluster: m.cluster.clone(),
+            node: m.node.clone(),
+            namespace: m.namespace.clone(),
+            pod: m.pod.clone(),
+            pod_uid: m.pod_uid.clone(),
+            job: m.job.clone(),
+            job_uid: None,
+            cronjob: None,
+            attempt: 3,
+            completion_index: None,
+        };
+        assert!(m.part_key(0).starts_with(&id.parts_prefix()));
+        let lines = vec![
+            PartLine::Skipped {
+                first_offset: 0,
+                end_offset: 7,
+            },
+            PartLine::Gap(Gap {
+                first_offset: 7,
+                end_offset: 7,
+                reason: "gone".into(),
+            }),
+            PartLine::Object(ObjectEntry {
+                key: m.log_key(7),
+                first_offset: 7,
+                end_offset: 90,
+                records: 3,
+                bytes: 60,
+                sha256: "ab".into(),
+                first_ts: "2026-11-27T14:00:00Z".into(),
+                last_ts: "2026-11-27T14:00:01Z".into(),
+            }),
+        ];
+        let body = encode_part(&lines);
+        assert_eq!(body.iter().filter(|&&b| b == b'\n').count(), 3);
+        assert!(String::from_utf8_lossy(&body).starts_with("{\"kind\":\"skipped\""));
+        assert_eq!(decode_part(&body).unwrap(), lines);
+        assert!(decode_part(b"{\"kind\":\"object\"}\n")
+            .unwrap_err()
+            .starts_with("line 1"));
     }
 
     #[test]
-    fn bytes_passed_without_records_are_recorded_as_skipped() {
-        let mut c = ContainerManifest {
-            container: "c".into(),
-            restart: 0,
-            complete: false,
-            end_offset: 0,
-            objects: vec![],
-            skipped: vec![],
-            file: None,
+    fn heads_of_both_formats_give_the_same_totals() {
+        let objects = vec![
+            ObjectEntry {
+                key: "a".into(),
+                first_offset: 0,
+                end_offset: 10,
+                records: 2,
+                bytes: 30,
+                sha256: String::new(),
+                first_ts: "2026-11-27T14:00:00.5Z".into(),
+                last_ts: "2026-11-27T14:00:01Z".into(),
+            },
+            ObjectEntry {
+                key: "b".into(),
+                first_offset: 10,
+                end_offset: 20,
+                records: 3,
+                bytes: 40,
+                sha256: String::new(),
+                first_ts: "2026-11-27T14:00:02Z".into(),
+                last_ts: "2026-11-27T14:00:03.25Z".into(),
+            },
+        ];
+        let old = ContainerManifest {
+            objects: objects.clone(),
+            ..ContainerManifest::default()
         };
-        c.record_batch(Some(entry(0, 10)), 10);
-        // A batch of malformed lines only, then one more that extends the same skip.
-        c.record_batch(None, 15);
-        c.record_batch(None, 18);
-        c.record_batch(Some(entry(18, 30)), 30);
-        // Bytes dropped between batches (a truncation) show up as a skip before the next object.
-        c.record_batch(Some(entry(34, 40)), 40);
-        assert_eq!(c.skipped, vec![(10, 18), (30, 34)]);
-        assert_eq!(c.end_offset, 40);
-        // Re-read after a lost checkpoint, the skipped bytes at 30 now belong to an object.
-        c.record_batch(Some(entry(30, 40)), 40);
-        assert_eq!(c.skipped, vec![(10, 18)]);
+        let mut new = ContainerManifest::default();
+        for o in objects {
+            new.count(&PartLine::Object(o));
+        }
+        for c in [&old, &new] {
+            assert_eq!(
+                (c.record_count(), c.byte_count(), c.object_total()),
+                (5, 70, 2)
+            );
+            assert_eq!(
+                c.span(),
+                Some(("2026-11-27T14:00:00.5Z", "2026-11-27T14:00:03.25Z"))
+            );
+        }
+        assert_eq!(new.end_offset, 20);
+        // A format-1 head (no `format` field) reads as format 1.
+        let json = r#"{"cluster":"c","node":"n","namespace":"d","pod":"p","pod_uid":"u","job":"j","job_uid":null,"cronjob":null,"attempt":1,"completion_index":null,"updated":"","containers":[]}"#;
+        assert_eq!(serde_json::from_str::<Manifest>(json).unwrap().format, 1);
     }
 }

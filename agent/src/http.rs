@@ -2,7 +2,7 @@
 //! answers and the API metadata is synced), `/metrics` (Prometheus text format).
 
 use crate::pipeline::Metrics;
-use crate::store::Store;
+use crate::store::{PutClass, PutCounters, Store};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -13,8 +13,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The follower must turn at least this often to be healthy (it wakes every 200 ms).
+/// The follower must turn at least this often to be healthy (it wakes at least every second).
 const STALL: Duration = Duration::from_secs(60);
+
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
@@ -27,9 +30,21 @@ pub async fn start(listen: &str, state: Arc<HttpState>) -> std::io::Result<std::
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
+        let mut pause = ACCEPT_PAUSE_MIN;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    pause = ACCEPT_PAUSE_MIN;
+                    stream
+                }
+                // Out of descriptors (EMFILE) and the like: retrying at once would spin a core
+                // until one frees up. Wait, longer each time.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed; pausing");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                    continue;
+                }
             };
             let st = state.clone();
             tokio::spawn(async move {
@@ -51,7 +66,11 @@ async fn route(st: &HttpState, req: Request<Incoming>) -> Response<Full<Bytes>> 
     match req.uri().path() {
         "/healthz" => healthz(st),
         "/readyz" => readyz(st).await,
-        "/metrics" => text(StatusCode::OK, render_metrics(&st.metrics)),
+        "/metrics" => {
+            let mut body = render_metrics(&st.metrics);
+            render_puts(&mut body, st.store.puts());
+            text(StatusCode::OK, body)
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz or /metrics\n".into(),
@@ -99,8 +118,33 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// Prometheus exposition format; every series is a plain counter or gauge without labels, so
-/// cardinality stays fixed whatever the node runs.
+/// PUT requests and bytes by class (logs, manifests, footprints, other): what the store bills.
+/// One label with a fixed set of values, so cardinality stays fixed.
+pub fn render_puts(out: &mut String, puts: &PutCounters) {
+    let series = [
+        (
+            "jobarchive_store_puts_total",
+            "PUT requests sent to the store, failed ones included, by what they write.",
+            0,
+        ),
+        (
+            "jobarchive_store_put_bytes_total",
+            "Bytes of PUT request bodies sent to the store, by what they write.",
+            1,
+        ),
+    ];
+    for (name, help, which) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for class in PutClass::ALL {
+            let counts = puts.get(class);
+            let value = if which == 0 { counts.0 } else { counts.1 };
+            let _ = writeln!(out, "{name}{{class=\"{}\"}} {value}", class.label());
+        }
+    }
+}
+
+/// Prometheus exposition format; every series is a plain counter or gauge (without labels but
+/// for the PUT class), so cardinality stays fixed whatever the node runs.
 pub fn render_metrics(m: &Metrics) -> String {
     let lag = match m.oldest_unshipped_unix_ms.load(Relaxed) {
         0 => 0.0,

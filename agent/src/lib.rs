@@ -16,6 +16,7 @@ pub mod decode;
 pub mod discover;
 pub mod encode;
 pub mod error;
+pub mod fingerprint;
 pub mod footprint;
 pub mod http;
 pub mod inflate;

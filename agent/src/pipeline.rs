@@ -4,7 +4,8 @@
 //! Follower thread (discover → tail → parse → encode → batch)
 //!     │ bounded channel of sealed batches (back-pressure: reading waits)
 //!     ▼
-//! Shipper task (compress on the blocking pool → store PUT → manifest → checkpoint)
+//! Shipper task (compress on the blocking pool → store PUT → state → checkpoint; manifest parts
+//!     and head at a pod's first batch, a stream's end, and every manifest_interval_secs)
 //!
 //! Footprint recorder task, beside them: every pod the follower pinned (shared `Identities`)
 //!     → cgroup samples + pod objects or log times → footprint documents in the store
@@ -128,6 +129,7 @@ pub async fn run(
             concurrency: cfg.store.upload_concurrency,
             max_retries: cfg.store.max_retries,
             give_up: drain,
+            manifest_interval: Duration::from_secs(cfg.batch.manifest_interval_secs),
         },
         metrics.clone(),
         expired,
@@ -248,8 +250,13 @@ async fn ship(
         ));
     }
     shipper.finish();
-    if let Some(uploader) = uploader {
-        let _ = uploader.await;
+    match uploader {
+        // It writes every manifest still behind before it returns.
+        Some(uploader) => {
+            let _ = uploader.await;
+        }
+        None if shipped.is_ok() => shipper.write_owed_manifests(true).await?,
+        None => {}
     }
     shipped
 }

@@ -2,7 +2,7 @@
 //! manifests, list its log objects in contract order, stream their records with bounded
 //! parallelism, each record at most once, and load footprint documents.
 
-use crate::contract::{listing_prefix, LogKey, Manifest};
+use crate::contract::{decode_part, listing_prefix, LogKey, Manifest, ObjectEntry, PartLine};
 use crate::footprint::Footprint;
 use crate::store::{Store, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -51,6 +51,69 @@ pub struct Doc<T> {
 }
 
 pub type ManifestDoc = Doc<Manifest>;
+
+/// A manifest part (docs/audit.md): its lines, or why they could not be read.
+pub type PartDoc = Doc<Vec<PartLine>>;
+
+/// Every manifest part under `prefix` (a namespace's or a job's folder of the parts tree), in
+/// key order, readable or not.
+pub async fn part_docs(store: &Store, prefix: &str) -> Result<Vec<PartDoc>, StoreError> {
+    let objects = store.list(prefix).await?;
+    stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".ndjson")))
+        .map(|o| async move {
+            let Some(data) = store.get(&o.key).await? else {
+                return Ok(None);
+            };
+            Ok::<_, StoreError>(Some(Doc {
+                key: o.key,
+                parsed: decode_part(&data),
+            }))
+        })
+        .buffered(FETCH_PARALLELISM)
+        .try_filter_map(|d| async move { Ok(d) })
+        .try_collect()
+        .await
+}
+
+/// Every object the manifests of one job run list: inline in heads of format 1, in parts for
+/// format 2. Unreadable parts are skipped with a warning (`verify` reports them).
+pub async fn listed_objects(
+    store: &Store,
+    cluster: &str,
+    run: &JobRun,
+) -> Result<Vec<ObjectEntry>, StoreError> {
+    let mut out: Vec<ObjectEntry> = run
+        .manifests
+        .iter()
+        .flat_map(|m| &m.containers)
+        .flat_map(|c| &c.objects)
+        .cloned()
+        .collect();
+    if run.manifests.iter().any(|m| m.format >= 2) {
+        let prefix = format!(
+            "{}job_uid={}/",
+            listing_prefix(
+                crate::contract::PARTS_TREE,
+                cluster,
+                &run.namespace,
+                Some(&run.job)
+            ),
+            run.job_uid
+        );
+        for doc in part_docs(store, &prefix).await? {
+            match doc.parsed {
+                Ok(lines) => out.extend(lines.into_iter().filter_map(|l| match l {
+                    PartLine::Object(o) => Some(o),
+                    _ => None,
+                })),
+                Err(e) => {
+                    tracing::warn!(key = %doc.key, error = %e, "unreadable manifest part skipped")
+                }
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Every manifest object under a namespace (and job), in key order, readable or not.
 pub async fn manifest_docs(
@@ -120,9 +183,9 @@ pub fn job_runs(manifests: Vec<Manifest>) -> Vec<JobRun> {
                 ..JobRun::default()
             });
         *run.attempts.entry(m.pod.attempt).or_default() += 1;
-        for o in m.containers.iter().flat_map(|c| &c.objects) {
-            run.bytes += o.bytes;
-            run.records += o.records;
+        for c in &m.containers {
+            run.bytes += c.byte_count();
+            run.records += c.record_count();
         }
         if let Some((first, last)) = m.log_span() {
             if run.first_ts.is_empty() || earlier(first, &run.first_ts) {

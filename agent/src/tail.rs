@@ -9,9 +9,10 @@
 
 use crate::batch::Batch;
 use crate::checkpoint::{FileMark, StreamCheckpoint};
-use crate::contract::StreamMeta;
+use crate::contract::{Fingerprint, Gap, StreamMeta};
 use crate::discover::{file_id, open_checked, stamp_unix, StreamFiles};
 use crate::encode::Encoder;
+use crate::fingerprint;
 use crate::parse::{Format, Parser};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -59,8 +60,11 @@ pub struct Sealed {
     pub meta: Arc<StreamMeta>,
     pub batch: Batch,
     pub checkpoint: StreamCheckpoint,
-    /// The stream has ended (file deleted and read to its end): nothing follows this batch.
+    /// The stream has ended (file deleted and read to its end, or its container terminated
+    /// and its file read to the end): nothing follows this batch.
     pub complete: bool,
+    /// Bytes before this batch that are gone for good (found when the stream was resumed).
+    pub gap: Option<crate::contract::Gap>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +102,40 @@ struct Source {
     pos: u64,
     /// The runtime's `N.log` (as opposed to a rotated file that will not grow).
     live: bool,
+    gz: bool,
+    /// Its fingerprint once it covers `FINGERPRINT_BYTES` (a shorter one is taken again).
+    fingerprint: Option<Fingerprint>,
+}
+
+impl Source {
+    fn file(&self) -> &File {
+        match &self.reader {
+            Reader::Plain(f) => f,
+            Reader::Gz(g) => g.get_ref(),
+        }
+    }
+
+    /// Where this file is, for a checkpoint: identity, base and its first bytes (as many as
+    /// have been read, up to `FINGERPRINT_BYTES`).
+    fn mark(&mut self, seen_unix: i64) -> FileMark {
+        let complete = self
+            .fingerprint
+            .as_ref()
+            .is_some_and(|f| f.bytes as usize >= fingerprint::FINGERPRINT_BYTES);
+        if !complete {
+            match fingerprint::take(self.file(), self.gz, self.pos as usize) {
+                Ok(fp) => self.fingerprint = fp,
+                Err(e) => tracing::debug!(error = %e, "cannot take a file's fingerprint"),
+            }
+        }
+        FileMark {
+            dev: self.dev,
+            ino: self.ino,
+            base: self.base,
+            seen_unix,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
 }
 
 /// (path, gzip, (dev, ino), rotation time)
@@ -133,6 +171,11 @@ pub struct StreamTail {
     resume_at: u64,
     /// The last batch was closed full: the next one will likely fill too.
     filling: bool,
+    /// The file read last, with where it ended: the checkpoint's file while nothing of the
+    /// next one has been read (a checkpoint at a file's first byte cannot name it by content).
+    finished: Option<(FileMark, u64)>,
+    /// Bytes found gone for good when the stream was resumed: recorded with the next batch.
+    lost: Option<Gap>,
 }
 
 impl StreamTail {
@@ -141,6 +184,7 @@ impl StreamTail {
         meta: StreamMeta,
         files: &StreamFiles,
         checkpoint: Option<&StreamCheckpoint>,
+        roots: &[PathBuf],
     ) -> StreamTail {
         let start = checkpoint.map(|c| c.offset).unwrap_or(0);
         let mut tail = StreamTail {
@@ -159,14 +203,19 @@ impl StreamTail {
             format: None,
             resume_at: 0,
             filling: false,
+            finished: None,
+            lost: None,
         };
-        tail.plan(files, checkpoint);
+        tail.plan(files, checkpoint, roots);
         tail
     }
 
     /// Decide which files to read, oldest first, and where to start: right after the
-    /// checkpointed position, found by file identity, or by the rotation that followed it.
-    fn plan(&mut self, files: &StreamFiles, cp: Option<&StreamCheckpoint>) {
+    /// checkpointed position, in the file that held it, found by its content wherever rotation
+    /// and compression have put it. If that file is gone for good (the kubelet deleted it while
+    /// the agent was down), every file present came after it: read them all, and record the
+    /// bytes in between as a gap.
+    fn plan(&mut self, files: &StreamFiles, cp: Option<&StreamCheckpoint>, roots: &[PathBuf]) {
         let mut list: Vec<PlannedFile> = files
             .rotated
             .iter()
@@ -192,11 +241,21 @@ impl StreamTail {
         let by_id = list
             .iter()
             .position(|(_, _, id, _)| *id == Some((mark.dev, mark.ino)));
-        let by_rotation = || {
-            list.iter()
-                .position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix))
+        let start = match &mark.fingerprint {
+            Some(fp) => {
+                let same = |i: &usize| {
+                    let (path, gz, _, _) = &list[*i];
+                    open_checked(path, roots).is_ok_and(|f| fingerprint::matches(&f, *gz, fp))
+                };
+                // The same inode is the likely one (unless the number was reused).
+                by_id.filter(same).or_else(|| (0..list.len()).find(same))
+            }
+            // A mark from an agent without fingerprints: its inode, or the rotation after it.
+            None => by_id.or_else(|| {
+                list.iter()
+                    .position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix))
+            }),
         };
-        let start = by_id.or_else(by_rotation);
         match start {
             Some(i) => {
                 for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(i) {
@@ -214,14 +273,29 @@ impl StreamTail {
                 }
             }
             None => {
-                tracing::warn!(stream = %self.describe(), offset, "checkpointed file is gone; continuing with the current file");
-                let (path, gz, _, _) = list.pop().expect("current file is always listed");
-                self.pending.push_back(Pending {
-                    path,
-                    gz,
-                    base: offset,
-                    skip: 0,
+                tracing::warn!(stream = %self.describe(), offset, "the checkpointed log file is gone (rotated and deleted while the agent was not running); its unread bytes are lost, recorded as a gap in the manifest");
+                self.lost = Some(Gap {
+                    first_offset: offset,
+                    end_offset: offset,
+                    reason: format!(
+                        "the file holding the stream's bytes from offset {offset} on was rotated and deleted before the agent read it; how many bytes were lost is unknown"
+                    ),
                 });
+                // With fingerprints, everything left came after it. Without, the current file
+                // is the only one known to.
+                let keep = if mark.fingerprint.is_some() {
+                    0
+                } else {
+                    list.len() - 1
+                };
+                for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(keep) {
+                    self.pending.push_back(Pending {
+                        path,
+                        gz,
+                        base: if n == keep { offset } else { u64::MAX },
+                        skip: 0,
+                    });
+                }
             }
         }
     }
@@ -365,6 +439,8 @@ impl StreamTail {
             base,
             pos: skip,
             live,
+            gz: p.gz,
+            fingerprint: None,
         })
     }
 
@@ -403,8 +479,9 @@ impl StreamTail {
             src.pos += carry.len() as u64;
             self.handle_line(ctx, &carry, off, off + carry.len() as u64, false, sealed);
         }
-        let src = self.source.take().expect("checked above");
+        let mut src = self.source.take().expect("checked above");
         self.next_base = src.base + src.pos;
+        self.finished = Some((src.mark(self.seen_unix), self.next_base));
         true
     }
 
@@ -535,16 +612,16 @@ impl StreamTail {
             Some(p) => p.min(self.batch.end_offset),
             None => self.batch.end_offset,
         };
-        let file = self
-            .source
-            .as_ref()
-            .filter(|s| resume >= s.base)
-            .map(|s| FileMark {
-                dev: s.dev,
-                ino: s.ino,
-                base: s.base,
-                seen_unix: self.seen_unix,
-            });
+        let seen = self.seen_unix;
+        let file = match (&mut self.source, &self.finished) {
+            // Nothing of the open file read yet: the one before it ends where reading resumes.
+            (Some(s), Some((mark, end))) if resume == s.base && *end == resume => {
+                Some(mark.clone())
+            }
+            (Some(s), _) if resume >= s.base => Some(s.mark(seen)),
+            (None, Some((mark, end))) if *end == resume => Some(mark.clone()),
+            _ => None,
+        };
         let checkpoint = StreamCheckpoint {
             container: self.meta.container.clone(),
             restart: self.meta.restart,
@@ -556,12 +633,15 @@ impl StreamTail {
             batch: self.batch.take(),
             checkpoint,
             complete,
+            gap: self.lost.take(),
         }
     }
 
     /// True when the open batch holds records, or skipped bytes whose checkpoint should move.
     pub fn has_unsealed(&self) -> bool {
-        !self.batch.is_empty() || self.batch.end_offset != self.batch.first_offset
+        !self.batch.is_empty()
+            || self.batch.end_offset != self.batch.first_offset
+            || self.lost.is_some()
     }
 
     /// Release the file descriptor of an ended stream.
@@ -598,4 +678,201 @@ fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Resuming a stream after the agent was down, with the kubelet's rotation (rename, then
+    //! gzip of older rotated files into new inodes, deletion past the max-files limit) having
+    //! happened meanwhile.
+    use super::*;
+    use crate::discover::pod_streams;
+    use crate::meta::PodDir;
+    use std::io::Write;
+    use std::path::Path;
+
+    const POD: &str = "default_job-abcde_uid-1";
+
+    fn lines(range: std::ops::Range<u32>) -> String {
+        range
+            .map(|i| format!("2026-11-27T14:00:00.{i:09}Z stdout F line {i}\n"))
+            .collect()
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// The kubelet's rotation: gzip every rotated file not compressed yet (new inode, the
+    /// plain one removed), then rename the live file and let the runtime open a new one.
+    fn rotate(dir: &Path, stamp: &str) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("0.log.") && !name.ends_with(".gz") {
+                let data = std::fs::read(e.path()).unwrap();
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&data).unwrap();
+                std::fs::write(dir.join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        std::fs::rename(dir.join("0.log"), dir.join(format!("0.log.{stamp}"))).unwrap();
+        std::fs::write(dir.join("0.log"), "").unwrap();
+    }
+
+    struct Node {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        dir: PathBuf,
+        ctx: TailContext,
+    }
+
+    impl Node {
+        fn new() -> Node {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().canonicalize().unwrap();
+            let dir = root.join(POD).join("main");
+            std::fs::create_dir_all(&dir).unwrap();
+            let ctx = TailContext::new(vec![root.clone()], 1 << 20, 4 << 20, Arc::default());
+            Node {
+                _tmp: tmp,
+                root,
+                dir,
+                ctx,
+            }
+        }
+
+        fn tail(&self, cp: Option<&StreamCheckpoint>) -> StreamTail {
+            let pod = PodDir::parse(POD).unwrap();
+            let files = pod_streams(&pod, &self.root.join(POD)).remove(0);
+            let meta = StreamMeta {
+                cluster: "c".into(),
+                node: "n".into(),
+                namespace: pod.namespace.clone(),
+                pod: pod.pod.clone(),
+                pod_uid: pod.uid.clone(),
+                container: "main".into(),
+                restart: 0,
+                job: "job".into(),
+                job_uid: None,
+                cronjob: None,
+                attempt: 1,
+                completion_index: None,
+            };
+            StreamTail::new(meta, &files, cp, &self.ctx.roots)
+        }
+
+        /// Everything readable now, as one sealed batch: (offset, message) of each record.
+        fn read(&mut self, tail: &mut StreamTail) -> (Vec<(u64, String)>, Sealed) {
+            let mut sealed = Vec::new();
+            while tail.pump(&mut self.ctx, 1 << 20, &mut sealed) == PumpState::More {}
+            sealed.push(tail.seal(false));
+            let records = sealed
+                .iter()
+                .flat_map(|s| s.batch.data.split(|&b| b == b'\n'))
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+                    (
+                        v["offset"].as_u64().unwrap(),
+                        v["message"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (records, sealed.pop().unwrap())
+        }
+    }
+
+    fn messages(records: &[(u64, String)]) -> Vec<String> {
+        records.iter().map(|(_, m)| m.clone()).collect()
+    }
+
+    fn expected(range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("line {i}")).collect()
+    }
+
+    #[test]
+    fn a_checkpointed_file_found_only_as_gz_resumes_exactly() {
+        let mut node = Node::new();
+        append(&node.dir.join("0.log"), &lines(0..100));
+        let mut tail = node.tail(None);
+        let (first, sealed) = node.read(&mut tail);
+        assert_eq!(messages(&first), expected(0..100));
+        let cp = sealed.checkpoint;
+        assert!(cp.file.as_ref().unwrap().fingerprint.is_some());
+        drop(tail); // kill -9: the agent is gone
+                    // Written after the kill, then rotated twice: the checkpointed file is now only a .gz.
+        append(&node.dir.join("0.log"), &lines(100..150));
+        rotate(&node.dir, "20261127-140001");
+        append(&node.dir.join("0.log"), &lines(150..200));
+        rotate(&node.dir, "20261127-140011");
+        append(&node.dir.join("0.log"), &lines(200..250));
+        let names: Vec<String> = std::fs::read_dir(&node.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(names.contains(&"0.log.20261127-140001.gz".to_string()));
+        let mut tail = node.tail(Some(&cp));
+        let (rest, sealed) = node.read(&mut tail);
+        assert_eq!(
+            messages(&rest),
+            expected(100..250),
+            "nothing lost, nothing twice"
+        );
+        assert_eq!(rest[0].0, cp.offset, "offsets continue the stream");
+        assert_eq!(sealed.gap, None);
+    }
+
+    #[test]
+    fn a_checkpointed_file_deleted_while_down_is_a_gap() {
+        let mut node = Node::new();
+        append(&node.dir.join("0.log"), &lines(0..100));
+        let mut tail = node.tail(None);
+        let (_, sealed) = node.read(&mut tail);
+        let cp = sealed.checkpoint;
+        drop(tail);
+        append(&node.dir.join("0.log"), &lines(100..150));
+        rotate(&node.dir, "20261127-140001");
+        append(&node.dir.join("0.log"), &lines(150..200));
+        rotate(&node.dir, "20261127-140002");
+        append(&node.dir.join("0.log"), &lines(200..250));
+        // The kubelet's max-files limit removed the oldest rotated file: the checkpointed one.
+        std::fs::remove_file(node.dir.join("0.log.20261127-140001.gz")).unwrap();
+        let mut tail = node.tail(Some(&cp));
+        let (rest, sealed) = node.read(&mut tail);
+        assert_eq!(
+            messages(&rest),
+            expected(150..250),
+            "everything still there"
+        );
+        let gap = sealed.gap.expect("the lost bytes are recorded");
+        assert_eq!((gap.first_offset, gap.end_offset), (cp.offset, cp.offset));
+        assert!(gap.reason.contains("deleted"), "{}", gap.reason);
+    }
+
+    #[test]
+    fn a_checkpoint_at_the_start_of_a_new_file_names_the_one_before() {
+        let mut node = Node::new();
+        append(&node.dir.join("0.log"), &lines(0..10));
+        let mut tail = node.tail(None);
+        let (_, _) = node.read(&mut tail);
+        // Rotated live: the old file is read to its end, the new one is still empty.
+        rotate(&node.dir, "20261127-140001");
+        let (_, sealed) = node.read(&mut tail);
+        let cp = sealed.checkpoint;
+        let mark = cp.file.clone().unwrap();
+        assert_eq!(mark.base + lines(0..10).len() as u64, cp.offset);
+        drop(tail);
+        append(&node.dir.join("0.log"), &lines(10..20));
+        rotate(&node.dir, "20261127-140002");
+        append(&node.dir.join("0.log"), &lines(20..30));
+        let mut tail = node.tail(Some(&cp));
+        let (rest, _) = node.read(&mut tail);
+        assert_eq!(messages(&rest), expected(10..30));
+    }
 }

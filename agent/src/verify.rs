@@ -1,9 +1,16 @@
-//! The judgement behind `jobarchive verify`: what a manifest promises (CONTRACT §3) against what
-//! the bucket holds. Pure functions over a listing, the manifests and object digests, so every
-//! rule is unit-tested without a store; `cli::verify` does the I/O and the printing.
+//! The judgement behind `jobarchive verify`: what a manifest promises (docs/audit.md) against
+//! what the bucket holds. Pure functions over a listing, the manifest heads and parts and object
+//! digests, so every rule is unit-tested without a store; `cli::verify` does the I/O and the
+//! printing.
+//!
+//! A head says, per stream, where the stream ends, whether it is complete, and totals; its
+//! parts list the objects, skips and gaps that tile the stream from byte 0 to that end. Both
+//! must agree, every listed object must be there with its size and SHA-256, and every object
+//! must be listed, save the newest objects of a stream still being written (they land before
+//! the manifest is next brought up to date).
 
-use crate::contract::{ContainerManifest, KeyParts, Manifest, ObjectEntry};
-use crate::read::ManifestDoc;
+use crate::contract::{ContainerManifest, Gap, KeyParts, Manifest, ObjectEntry, PartLine};
+use crate::read::{ManifestDoc, PartDoc};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -53,12 +60,25 @@ pub enum Problem {
     Unlisted {
         key: String,
     },
+    /// A part that cannot be read, or has no lines.
+    UnreadablePart {
+        key: String,
+        error: String,
+    },
+    /// The head's totals or part count disagree with its parts.
+    Disagrees {
+        stream: String,
+        what: &'static str,
+        head: u64,
+        parts: u64,
+    },
 }
 
 impl Problem {
     fn kind(&self) -> &'static str {
         match self {
-            Problem::UnreadableManifest { .. } => "unreadable",
+            Problem::UnreadableManifest { .. } | Problem::UnreadablePart { .. } => "unreadable",
+            Problem::Disagrees { .. } => "head",
             Problem::MisplacedManifest { .. } | Problem::MisplacedEntry { .. } => "misplaced",
             Problem::Missing { .. } => "missing",
             Problem::Size { .. } => "size",
@@ -101,6 +121,16 @@ impl fmt::Display for Problem {
                 "{stream}: {what} starts at byte {at}, before the end of what precedes it ({covered})"
             ),
             Problem::Unlisted { key } => write!(f, "{key}: no manifest lists it"),
+            Problem::UnreadablePart { key, error } => write!(f, "{key}: {error}"),
+            Problem::Disagrees {
+                stream,
+                what,
+                head,
+                parts,
+            } => write!(
+                f,
+                "{stream}: the head says {head} {what}, its parts {parts}"
+            ),
         }
     }
 }
@@ -127,16 +157,21 @@ impl Status {
 pub struct AttemptCheck {
     pub manifest_key: String,
     pub manifest: Option<Manifest>,
+    /// Every object the manifest lists (from its head or its parts).
+    pub objects: Vec<ObjectEntry>,
     pub problems: Vec<Problem>,
     /// Streams not yet complete: `container=C restart=R`.
     pub open_streams: Vec<String>,
+    /// Bytes gone for good, per stream: the attempt cannot be complete.
+    pub gaps: Vec<(String, Gap)>,
 }
 
 impl AttemptCheck {
     pub fn status(&self) -> Status {
         if !self.problems.is_empty() {
             Status::Damaged
-        } else if !self.open_streams.is_empty() || self.objects().next().is_none() {
+        } else if !self.open_streams.is_empty() || !self.gaps.is_empty() || self.objects.is_empty()
+        {
             Status::Incomplete
         } else {
             Status::Complete
@@ -144,10 +179,7 @@ impl AttemptCheck {
     }
 
     fn objects(&self) -> impl Iterator<Item = &ObjectEntry> {
-        self.manifest
-            .iter()
-            .flat_map(|m| &m.containers)
-            .flat_map(|c| &c.objects)
+        self.objects.iter()
     }
 
     /// Sort key: job, run, attempt as a number, pod (manifest keys sort `attempt=10` first).
@@ -181,6 +213,21 @@ impl AttemptCheck {
         let status = self.status();
         let detail = match status {
             Status::Damaged => format!("{} problem(s)", self.problems.len()),
+            Status::Incomplete if !self.gaps.is_empty() => {
+                let lost: Vec<String> = self
+                    .gaps
+                    .iter()
+                    .map(|(stream, g)| {
+                        let at = if g.first_offset == g.end_offset {
+                            format!("an unknown number of bytes at offset {}", g.first_offset)
+                        } else {
+                            format!("bytes {}..{}", g.first_offset, g.end_offset)
+                        };
+                        format!("{stream} lost {at} ({})", g.reason)
+                    })
+                    .collect();
+                format!("gap: {}", lost.join("; "))
+            }
             Status::Incomplete if self.open_streams.is_empty() => "no log objects yet".into(),
             Status::Incomplete => format!("still open: {}", self.open_streams.join(", ")),
             Status::Complete => {
@@ -203,14 +250,18 @@ fn attempt_label(ns: &str, job: &str, uid: &str, attempt: &str, pod: &str) -> St
     format!("{ns}/{job} job_uid={uid} attempt={attempt} pod={pod}")
 }
 
-/// Everything that can be judged from the manifest and the listing, before reading objects:
-/// the manifest's own key, each entry's key, presence, size, and the coverage of every stream.
-pub fn check_manifest(doc: &ManifestDoc, listing: &Listing) -> AttemptCheck {
+/// Everything that can be judged from the manifest (head and parts) and the listing, before
+/// reading objects: the keys of the head, its parts and entries, presence, size, the head's
+/// totals, and the coverage of every stream. `parts`: the parts found under the attempt's
+/// folder of the parts tree.
+pub fn check_manifest(doc: &ManifestDoc, parts: &[&PartDoc], listing: &Listing) -> AttemptCheck {
     let mut check = AttemptCheck {
         manifest_key: doc.key.clone(),
         manifest: None,
+        objects: Vec::new(),
         problems: Vec::new(),
         open_streams: Vec::new(),
+        gaps: Vec::new(),
     };
     let m = match &doc.parsed {
         Ok(m) => m,
@@ -230,26 +281,117 @@ pub fn check_manifest(doc: &ManifestDoc, listing: &Listing) -> AttemptCheck {
         });
     }
     for c in &m.containers {
+        let label = format!("container={} restart={}", c.container, c.restart);
         if !c.complete {
-            check
-                .open_streams
-                .push(format!("container={} restart={}", c.container, c.restart));
+            check.open_streams.push(label.clone());
         }
         let stream = m.pod.stream(&c.container, c.restart);
-        for o in &c.objects {
-            let expected = stream.log_key(o.first_offset);
-            if o.key != expected {
-                check.problems.push(Problem::MisplacedEntry {
-                    key: o.key.clone(),
-                    expected,
-                });
+        let lines = if c.inline() {
+            c.inline_lines()
+        } else {
+            let prefix = stream.part_key(0);
+            let prefix = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+            let mine: Vec<&PartDoc> = parts
+                .iter()
+                .copied()
+                .filter(|p| p.key.starts_with(prefix))
+                .collect();
+            part_lines(
+                c,
+                &label,
+                &mine,
+                |first| stream.part_key(first),
+                &mut check.problems,
+            )
+        };
+        for line in &lines {
+            match line {
+                PartLine::Object(o) => {
+                    let expected = stream.log_key(o.first_offset);
+                    if o.key != expected {
+                        check.problems.push(Problem::MisplacedEntry {
+                            key: o.key.clone(),
+                            expected,
+                        });
+                    }
+                    check.problems.extend(listed_problem(o, listing));
+                    check.objects.push(o.clone());
+                }
+                PartLine::Gap(g) => check.gaps.push((label.clone(), g.clone())),
+                PartLine::Skipped { .. } => {}
             }
-            check.problems.extend(listed_problem(o, listing));
         }
-        check.problems.extend(coverage_problems(c));
+        check
+            .problems
+            .extend(coverage_problems(&label, &lines, c.end_offset));
     }
     check.manifest = Some(m.clone());
     check
+}
+
+/// The lines of a format-2 stream: its parts in offset order, each under its own key, up to
+/// the head's end (a part beyond it was written by an agent that stopped before the head
+/// that would list it; it is not part of the manifest yet), with the head's totals checked.
+fn part_lines(
+    c: &ContainerManifest,
+    label: &str,
+    parts: &[&PartDoc],
+    key_of: impl Fn(u64) -> String,
+    problems: &mut Vec<Problem>,
+) -> Vec<PartLine> {
+    let mut lines = Vec::new();
+    let mut counted = 0u64;
+    for p in parts {
+        let part = match &p.parsed {
+            Ok(part) if !part.is_empty() => part,
+            Ok(_) => {
+                problems.push(Problem::UnreadablePart {
+                    key: p.key.clone(),
+                    error: "empty part".into(),
+                });
+                continue;
+            }
+            Err(error) => {
+                problems.push(Problem::UnreadablePart {
+                    key: p.key.clone(),
+                    error: error.clone(),
+                });
+                continue;
+            }
+        };
+        let first = part[0].span().0;
+        let end = part.iter().map(|l| l.span().1).max().unwrap_or(first);
+        if first >= c.end_offset && end > c.end_offset {
+            continue;
+        }
+        let expected = key_of(first);
+        if p.key != expected {
+            problems.push(Problem::MisplacedEntry {
+                key: p.key.clone(),
+                expected,
+            });
+        }
+        counted += 1;
+        lines.extend(part.iter().cloned());
+    }
+    let objects = || lines.iter().filter_map(PartLine::object);
+    let sums = [
+        ("parts", c.parts, counted),
+        ("objects", c.object_count, objects().count() as u64),
+        ("records", c.records, objects().map(|o| o.records).sum()),
+        ("bytes", c.bytes, objects().map(|o| o.bytes).sum()),
+    ];
+    for (what, head, parts) in sums {
+        if head != parts {
+            problems.push(Problem::Disagrees {
+                stream: label.to_string(),
+                what,
+                head,
+                parts,
+            });
+        }
+    }
+    lines
 }
 
 fn listed_problem(o: &ObjectEntry, listing: &Listing) -> Option<Problem> {
@@ -264,20 +406,26 @@ fn listed_problem(o: &ObjectEntry, listing: &Listing) -> Option<Problem> {
     }
 }
 
-/// Objects and skipped ranges must tile the stream from byte 0 to the manifest's end offset:
+/// Objects, skipped ranges and gaps must tile the stream from byte 0 to the head's end offset:
 /// a hole means bytes that were shipped (or claimed) and are not there, an overlap means some
-/// records would be counted twice by a query over the bucket.
-pub fn coverage_problems(c: &ContainerManifest) -> Vec<Problem> {
-    let stream = format!("container={} restart={}", c.container, c.restart);
-    let mut spans: Vec<(u64, u64, String)> = c
-        .objects
+/// records would be counted twice by a query over the bucket. A gap of unknown size (lost
+/// bytes whose count nobody knows) covers nothing and is no hole.
+pub fn coverage_problems(stream: &str, lines: &[PartLine], end_offset: u64) -> Vec<Problem> {
+    let mut spans: Vec<(u64, u64, String)> = lines
         .iter()
-        .map(|o| (o.first_offset, o.end_offset, o.key.clone()))
-        .chain(
-            c.skipped
-                .iter()
-                .map(|&(a, b)| (a, b, format!("skipped range {a}..{b}"))),
-        )
+        .filter(|l| {
+            let (a, b) = l.span();
+            a < b
+        })
+        .map(|l| {
+            let (a, b) = l.span();
+            let what = match l {
+                PartLine::Object(o) => o.key.clone(),
+                PartLine::Skipped { .. } => format!("skipped range {a}..{b}"),
+                PartLine::Gap(_) => format!("lost range {a}..{b}"),
+            };
+            (a, b, what)
+        })
         .collect();
     spans.sort();
     let mut problems = Vec::new();
@@ -285,13 +433,13 @@ pub fn coverage_problems(c: &ContainerManifest) -> Vec<Problem> {
     for (from, to, what) in spans {
         if from > covered {
             problems.push(Problem::Gap {
-                stream: stream.clone(),
+                stream: stream.to_string(),
                 from: covered,
                 to: from,
             });
         } else if from < covered {
             problems.push(Problem::Overlap {
-                stream: stream.clone(),
+                stream: stream.to_string(),
                 what,
                 at: from,
                 covered,
@@ -299,11 +447,11 @@ pub fn coverage_problems(c: &ContainerManifest) -> Vec<Problem> {
         }
         covered = covered.max(to);
     }
-    if covered < c.end_offset {
+    if covered < end_offset {
         problems.push(Problem::Gap {
-            stream,
+            stream: stream.to_string(),
             from: covered,
-            to: c.end_offset,
+            to: end_offset,
         });
     }
     problems
@@ -350,16 +498,19 @@ pub fn check_body(e: &Expected, body: Option<&[u8]>) -> Option<Problem> {
     (hex::encode(Sha256::digest(body)) != e.sha256).then_some(Problem::Sha256 { key })
 }
 
-/// Log objects that no manifest lists, grouped by the attempt folder they sit in.
+/// Log objects that no manifest lists, grouped by the attempt folder they sit in. The objects
+/// of a stream still open that start at or after the end its head gives landed after the
+/// manifest was last brought up to date: not unlisted, just newer (`pending`).
 pub fn unlisted(checks: &[AttemptCheck], listing: &Listing) -> Vec<UnlistedGroup> {
     let listed: HashSet<&str> = checks
         .iter()
         .flat_map(|c| c.objects())
         .map(|o| o.key.as_str())
         .collect();
+    let open = open_stream_ends(checks);
     let mut keys: Vec<&String> = listing
         .keys()
-        .filter(|k| !listed.contains(k.as_str()))
+        .filter(|k| !listed.contains(k.as_str()) && !is_pending(k, &open))
         .collect();
     keys.sort();
     let mut groups: Vec<UnlistedGroup> = Vec::new();
@@ -374,6 +525,48 @@ pub fn unlisted(checks: &[AttemptCheck], listing: &Listing) -> Vec<UnlistedGroup
         }
     }
     groups
+}
+
+/// Log folder of each open stream → where its head says it ends.
+fn open_stream_ends(checks: &[AttemptCheck]) -> HashMap<String, u64> {
+    checks
+        .iter()
+        .filter_map(|c| c.manifest.as_ref())
+        .flat_map(|m| {
+            m.containers.iter().filter(|c| !c.complete).map(|c| {
+                (
+                    m.pod.stream(&c.container, c.restart).log_dir_key(),
+                    c.end_offset,
+                )
+            })
+        })
+        .collect()
+}
+
+fn is_pending(key: &str, open: &HashMap<String, u64>) -> bool {
+    let Some(slash) = key.rfind('/') else {
+        return false;
+    };
+    let offset = crate::contract::LogKey::parse(key).map(|k| k.offset);
+    match (open.get(&key[..=slash]), offset) {
+        (Some(end), Some(offset)) => offset >= *end,
+        _ => false,
+    }
+}
+
+/// Objects that landed after their manifest was last written (open streams only): they are in
+/// no part yet, and are no mismatch.
+pub fn pending(checks: &[AttemptCheck], listing: &Listing) -> usize {
+    let open = open_stream_ends(checks);
+    let listed: HashSet<&str> = checks
+        .iter()
+        .flat_map(|c| c.objects())
+        .map(|o| o.key.as_str())
+        .collect();
+    listing
+        .keys()
+        .filter(|k| !listed.contains(k.as_str()) && is_pending(k, &open))
+        .count()
 }
 
 /// Unlisted objects of one attempt folder (or of no recognisable folder).
@@ -418,6 +611,8 @@ pub struct Summary {
     pub incomplete: usize,
     pub damaged: usize,
     pub unlisted: usize,
+    /// Objects of running streams that landed after their manifest was last written.
+    pub pending: usize,
 }
 
 impl Summary {
@@ -441,8 +636,12 @@ impl Summary {
     }
 
     pub fn line(&self) -> String {
+        let pending = match self.pending {
+            0 => String::new(),
+            n => format!(" ({n} newer objects of running streams, not in their manifest yet)"),
+        };
         format!(
-            "verify: {} attempts: {} complete, {} incomplete, {} damaged; {} unlisted objects",
+            "verify: {} attempts: {} complete, {} incomplete, {} damaged; {} unlisted objects{pending}",
             self.complete + self.incomplete + self.damaged,
             self.complete,
             self.incomplete,
@@ -490,6 +689,7 @@ mod tests {
         Manifest {
             pod: identity(),
             updated: String::new(),
+            format: 1,
             containers: vec![ContainerManifest {
                 container: "main".into(),
                 restart: 0,
@@ -497,7 +697,7 @@ mod tests {
                 end_offset: end,
                 objects,
                 skipped,
-                file: None,
+                ..ContainerManifest::default()
             }],
         }
     }
@@ -526,11 +726,11 @@ mod tests {
         let m = manifest(vec![entry(0, 10), entry(15, 30)], vec![], 32);
         let mut m2 = m.clone();
         m2.containers[0].skipped = vec![(10, 15), (30, 32)];
-        let c = check_manifest(&doc(m2.clone()), &listing_of(&m2));
+        let c = check_manifest(&doc(m2.clone()), &[], &listing_of(&m2));
         assert_eq!(kinds(&c), Vec::<&str>::new());
         assert_eq!(c.status(), Status::Complete);
         // Without the recorded skip the same objects leave holes.
-        let c = check_manifest(&doc(m.clone()), &listing_of(&m));
+        let c = check_manifest(&doc(m.clone()), &[], &listing_of(&m));
         assert_eq!(
             c.problems,
             vec![
@@ -553,7 +753,7 @@ mod tests {
     fn an_open_stream_is_incomplete_not_damaged() {
         let mut m = manifest(vec![entry(0, 10)], vec![], 10);
         m.containers[0].complete = false;
-        let c = check_manifest(&doc(m.clone()), &listing_of(&m));
+        let c = check_manifest(&doc(m.clone()), &[], &listing_of(&m));
         assert_eq!(c.status(), Status::Incomplete);
         assert!(c.render().contains("still open: container=main restart=0"));
     }
@@ -566,7 +766,7 @@ mod tests {
         let mut listing = listing_of(&m);
         listing.insert(entry(0, 10).key, 999);
         listing.remove(&entry(5, 20).key);
-        let c = check_manifest(&doc(m), &listing);
+        let c = check_manifest(&doc(m), &[], &listing);
         assert_eq!(
             kinds(&c),
             ["size", "missing", "misplaced", "overlap"],
@@ -607,7 +807,7 @@ mod tests {
             parsed: Err("expected value at line 1".into()),
         };
         assert_eq!(
-            kinds(&check_manifest(&bad, &Listing::new())),
+            kinds(&check_manifest(&bad, &[], &Listing::new())),
             ["unreadable"]
         );
         let m = manifest(vec![], vec![], 0);
@@ -616,7 +816,7 @@ mod tests {
             parsed: Ok(m),
         };
         assert_eq!(
-            kinds(&check_manifest(&moved, &Listing::new())),
+            kinds(&check_manifest(&moved, &[], &Listing::new())),
             ["misplaced"]
         );
     }
@@ -624,7 +824,7 @@ mod tests {
     #[test]
     fn unlisted_objects_are_grouped_by_attempt_folder() {
         let m = manifest(vec![entry(0, 10)], vec![], 10);
-        let checks = vec![check_manifest(&doc(m.clone()), &listing_of(&m))];
+        let checks = vec![check_manifest(&doc(m.clone()), &[], &listing_of(&m))];
         let mut listing = listing_of(&m);
         let stray = entry(10, 20).key;
         listing.insert(stray.clone(), 5);

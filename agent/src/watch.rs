@@ -1,6 +1,11 @@
 //! The follower: the reading side of the agent on one thread. It discovers pods and streams
 //! (inotify events plus a periodic rescan), gives each stream its metadata, pumps streams that
-//! have new bytes, and closes batches on size, age, memory pressure and stream end.
+//! have new bytes, and closes batches on size, age, quiet, memory pressure and stream end.
+//!
+//! Work per event does not grow with the number of streams: streams are indexed by pod, the
+//! dirty queue holds each stream once, open batch bytes are a running count, and batch
+//! deadlines sit in a timer heap. Only the rescan and the once-a-second gauges walk every
+//! stream.
 
 use crate::checkpoint::PodState;
 use crate::commit::Work;
@@ -8,11 +13,12 @@ use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
 use crate::meta::{
-    rfc3339_nanos, AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir,
+    rfc3339_nanos, AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState,
 };
 use crate::pipeline::Stop;
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc as std_mpsc;
@@ -21,6 +27,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 type StreamKey = (String, String, u32);
+
+/// What wakes the follower besides its timers.
+#[derive(Debug)]
+pub enum Wake {
+    /// Something changed at this path under the log dir.
+    Path(PathBuf),
+    /// inotify lost events (or failed): look at everything.
+    Rescan,
+    /// The metadata source has news of this pod (e.g. a container terminated).
+    Pod(String),
+}
+
+/// How long after a container's termination its file is trusted to be complete: the runtime
+/// may still be copying its last output when the API says it exited (`finishedAt` has
+/// one-second precision).
+const END_GRACE_SECS: i64 = 3;
 
 /// Bytes one stream may read before others get a turn.
 const PUMP_BUDGET: usize = 4 << 20;
@@ -37,7 +59,19 @@ pub struct Follower {
     ended: HashSet<StreamKey>,
     states: HashMap<String, PodState>,
     book: AttemptBook,
+    /// The streams of each pod, so an event about a pod touches only its streams.
+    by_pod: HashMap<String, Vec<StreamKey>>,
+    /// Streams to pump, each once (`queued` mirrors the queue).
     dirty: VecDeque<StreamKey>,
+    queued: HashSet<StreamKey>,
+    /// Uncompressed bytes in open batches, all streams together (kept as they change).
+    open_bytes: usize,
+    /// When each stream with an open batch is next due to be looked at for closing (at most
+    /// one entry per stream; an entry found early is pushed again at the stream's real due).
+    timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
+    timed: HashSet<StreamKey>,
+    /// Streams whose container may have ended: checked against the source once at EOF.
+    ending: HashSet<StreamKey>,
     tx: mpsc::Sender<Work>,
     stop: Arc<Stop>,
     /// Asks the store what landed for a pod with no state (lost or corrupt state file).
@@ -116,7 +150,13 @@ impl Follower {
             ended: HashSet::new(),
             states,
             book: AttemptBook::default(),
+            by_pod: HashMap::new(),
             dirty: VecDeque::new(),
+            queued: HashSet::new(),
+            open_bytes: 0,
+            timers: BinaryHeap::new(),
+            timed: HashSet::new(),
+            ending: HashSet::new(),
             tx,
             stop,
         }
@@ -132,14 +172,39 @@ impl Follower {
                 continue;
             };
             let mut sealed = Vec::new();
-            while tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) == PumpState::More {
-                self.send_all(&mut sealed);
-            }
-            if tail.has_unsealed() {
-                sealed.push(tail.seal(false));
+            let complete = loop {
+                while tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) == PumpState::More {
+                    self.send_all(&mut sealed);
+                }
+                // A container that ended just now may still have output on its way.
+                match self.run_ended(&key) {
+                    Some(wait) if !wait.is_zero() && !self.stop.requested() => {
+                        std::thread::sleep(wait)
+                    }
+                    ended => break ended.is_some(),
+                }
+            };
+            if tail.has_unsealed() || complete {
+                sealed.push(tail.seal(complete));
             }
             self.send_all(&mut sealed);
             tail.close();
+        }
+    }
+
+    /// Whether the source says the stream's container run is over: `Some(wait)` with how long
+    /// until its file can be trusted to be complete (zero: now).
+    fn run_ended(&self, key: &StreamKey) -> Option<Duration> {
+        let source = self.source.as_ref()?;
+        match source.run_state(&key.0, &key.1, key.2) {
+            RunState::Ended { finished_unix } => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let trusted = finished_unix.map_or(now, |t| t + END_GRACE_SECS);
+                Some(Duration::from_secs(
+                    trusted.saturating_sub(now).max(0) as u64
+                ))
+            }
+            RunState::Running | RunState::Unknown => None,
         }
     }
 
@@ -156,6 +221,14 @@ impl Follower {
     /// The long-running agent: until `stop` is set, then close every batch and return.
     pub fn follow(mut self) {
         let (ev_tx, ev_rx) = std_mpsc::channel();
+        if let Some(source) = &self.source {
+            let tx = std::sync::Mutex::new(ev_tx.clone());
+            source.on_change(Arc::new(move |uid: &str| {
+                if let Ok(tx) = tx.lock() {
+                    let _ = tx.send(Wake::Pod(uid.to_string()));
+                }
+            }));
+        }
         let _watcher = self.watch(ev_tx);
         self.open_early = true;
         self.rescan();
@@ -171,6 +244,11 @@ impl Follower {
                 next_tick = Instant::now() + Duration::from_secs(1);
                 self.publish_gauges();
                 self.revisit_young();
+                // Containers that ended within the grace: look again.
+                let ending: Vec<StreamKey> = self.ending.iter().cloned().collect();
+                for key in ending {
+                    self.mark_dirty(key);
+                }
             }
             if std::mem::take(&mut self.rescan_now) {
                 next_rescan = Instant::now();
@@ -185,7 +263,7 @@ impl Follower {
                 next_rescan = Instant::now() + rescan_every;
             }
             self.pump_dirty();
-            let next_seal = self.seal_old();
+            let next_seal = self.seal_due();
             // Sleep until the next thing is due (an event wakes it earlier); at most a second,
             // which is also how long a stop request may wait.
             let wake = next_seal
@@ -194,11 +272,11 @@ impl Follower {
                 .min(next_rescan);
             let wait = wake.saturating_duration_since(Instant::now());
             match ev_rx.recv_timeout(wait.min(Duration::from_secs(1))) {
-                Ok(path) => {
+                Ok(wake) => {
                     last_event = Instant::now();
-                    self.on_path(&path);
-                    while let Ok(path) = ev_rx.try_recv() {
-                        self.on_path(&path);
+                    self.on_wake(wake);
+                    while let Ok(wake) = ev_rx.try_recv() {
+                        self.on_wake(wake);
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
@@ -212,8 +290,9 @@ impl Follower {
             }
         }
         // Shutting down: read what is there, close every batch.
-        let keys = self.sorted_keys();
-        self.dirty.extend(keys);
+        for key in self.sorted_keys() {
+            self.mark_dirty(key);
+        }
         self.pump_dirty();
         let mut sealed: Vec<Sealed> = self
             .streams
@@ -224,14 +303,14 @@ impl Follower {
         self.send_all(&mut sealed);
     }
 
-    fn watch(&self, ev_tx: std_mpsc::Sender<PathBuf>) -> Option<notify::RecommendedWatcher> {
+    fn watch(&self, ev_tx: std_mpsc::Sender<Wake>) -> Option<notify::RecommendedWatcher> {
         use notify::Watcher;
         let handler = move |res: notify::Result<notify::Event>| {
-            // Events were lost (queue overflow) or the watch failed: an empty path asks for a
-            // rescan now, so the periodic one is only a safety net and can be rare.
+            // Events were lost (queue overflow) or the watch failed: rescan now, so the
+            // periodic rescan is only a safety net and can be rare.
             let lost = res.as_ref().map_or(true, |ev| ev.need_rescan());
             if lost {
-                let _ = ev_tx.send(PathBuf::new());
+                let _ = ev_tx.send(Wake::Rescan);
             }
             if let Ok(ev) = res {
                 // Our own reads raise open/access events: reacting to them would loop forever.
@@ -243,7 +322,7 @@ impl Follower {
                     return;
                 }
                 for p in ev.paths {
-                    let _ = ev_tx.send(p);
+                    let _ = ev_tx.send(Wake::Path(p));
                 }
             }
         };
@@ -260,14 +339,26 @@ impl Follower {
         Some(w)
     }
 
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Path(path) => self.on_path(&path),
+            Wake::Rescan => {
+                tracing::debug!("inotify lost events; rescanning");
+                self.rescan_now = true;
+            }
+            Wake::Pod(uid) => {
+                // Its streams are read to the end, then checked against the source.
+                for key in self.by_pod.get(&uid).cloned().unwrap_or_default() {
+                    self.ending.insert(key.clone());
+                    self.mark_dirty(key);
+                }
+            }
+        }
+    }
+
     /// An event under the log dir: mark its stream dirty, or discover its pod.
     fn on_path(&mut self, path: &Path) {
         tracing::trace!(path = %path.display(), "event");
-        if path.as_os_str().is_empty() {
-            tracing::debug!("inotify lost events; rescanning");
-            self.rescan_now = true;
-            return;
-        }
         let Ok(rel) = path.strip_prefix(&self.cfg.log_dir) else {
             return;
         };
@@ -280,9 +371,11 @@ impl Follower {
         };
         let container = parts.next();
         let known: Vec<StreamKey> = self
-            .streams
-            .keys()
-            .filter(|k| k.0 == pod.uid && container.is_none_or(|c| c == k.1))
+            .by_pod
+            .get(&pod.uid)
+            .into_iter()
+            .flatten()
+            .filter(|k| container.is_none_or(|c| c == k.1))
             .cloned()
             .collect();
         let file_is_new =
@@ -303,7 +396,16 @@ impl Follower {
             let first_seen = Instant::now();
             self.young.entry(path).or_insert((pod, first_seen));
         } else {
-            self.dirty.extend(known);
+            for key in known {
+                self.mark_dirty(key);
+            }
+        }
+    }
+
+    /// Queue a stream for pumping, once however many events name it.
+    fn mark_dirty(&mut self, key: StreamKey) {
+        if self.queued.insert(key.clone()) {
+            self.dirty.push_back(key);
         }
     }
 
@@ -335,8 +437,9 @@ impl Follower {
                 self.stamp(pod, path);
             }
         }
-        let all = self.sorted_keys();
-        self.dirty.extend(all);
+        for key in self.sorted_keys() {
+            self.mark_dirty(key);
+        }
     }
 
     /// Remembers a listed pod folder as it is now: until a folder or file in it changes,
@@ -458,14 +561,49 @@ impl Follower {
             .get(&files.pod.uid)
             .and_then(|s| s.stream(&files.container, files.restart))
             .cloned();
+        // Complete in an earlier run (terminated and read to its end): nothing more to read.
+        if self
+            .states
+            .get(&files.pod.uid)
+            .and_then(|s| s.find(&files.container, files.restart))
+            .is_some_and(|s| s.complete)
+        {
+            self.ended.insert(key);
+            return;
+        }
         let meta: StreamMeta = identity.stream(&files.container, files.restart);
-        let mut tail = StreamTail::new(meta, &files, checkpoint.as_ref());
+        let mut tail = StreamTail::new(meta, &files, checkpoint.as_ref(), &self.ctx.roots);
         if self.open_early {
             tail.open_early(&self.ctx);
         }
         self.streams.insert(key.clone(), tail);
+        self.by_pod
+            .entry(key.0.clone())
+            .or_default()
+            .push(key.clone());
         self.pods_with_streams = None;
-        self.dirty.push_back(key);
+        // Its container may have ended already (a restart, a backfill).
+        self.ending.insert(key.clone());
+        self.mark_dirty(key);
+    }
+
+    /// A stream is over: its last batch goes, its file is closed, and it is not followed again.
+    fn end_stream(&mut self, key: &StreamKey, sealed: &mut Vec<Sealed>) {
+        let Some(mut tail) = self.streams.remove(key) else {
+            return;
+        };
+        self.open_bytes -= tail.batch.data.len();
+        sealed.push(tail.seal(true));
+        tail.close();
+        if let Some(keys) = self.by_pod.get_mut(&key.0) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_pod.remove(&key.0);
+            }
+        }
+        self.ending.remove(key);
+        self.pods_with_streams = None;
+        self.ended.insert(key.clone());
     }
 
     /// Pinned metadata of a pod (from its state file, or fixed when first seen). A pod with no
@@ -559,30 +697,65 @@ impl Follower {
         let mut sealed = Vec::new();
         let mut seen = HashSet::new();
         while let Some(key) = self.dirty.pop_front() {
+            self.queued.remove(&key);
             if self.stop.requested() && !seen.insert(key.clone()) {
                 break;
             }
             let Some(tail) = self.streams.get_mut(&key) else {
                 continue;
             };
-            match tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed) {
-                PumpState::More => self.dirty.push_back(key.clone()),
-                PumpState::Idle => {}
-                PumpState::Ended => {
-                    sealed.push(tail.seal(true));
-                    tail.close();
-                    self.streams.remove(&key);
-                    self.pods_with_streams = None;
-                    self.ended.insert(key.clone());
-                }
+            let (before, records) = (tail.batch.data.len(), tail.batch.records);
+            let state = tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed);
+            let grew = tail.batch.records != records || !sealed.is_empty();
+            if grew {
+                tail.batch.touched = Instant::now();
             }
-            if self.open_batch_bytes() > OPEN_BATCH_BUDGET {
+            let after = tail.batch.data.len();
+            self.open_bytes = (self.open_bytes + after).saturating_sub(before);
+            match state {
+                PumpState::More => self.mark_dirty(key.clone()),
+                PumpState::Idle => {
+                    if self.ending.contains(&key) {
+                        match self.run_ended(&key) {
+                            Some(wait) if wait.is_zero() => self.end_stream(&key, &mut sealed),
+                            Some(_) => {} // looked at again next tick
+                            None => {
+                                self.ending.remove(&key);
+                            }
+                        }
+                    }
+                }
+                PumpState::Ended => self.end_stream(&key, &mut sealed),
+            }
+            if self.open_bytes > OPEN_BATCH_BUDGET {
                 if let Some(tail) = self.streams.get_mut(&key).filter(|t| t.has_unsealed()) {
+                    self.open_bytes -= tail.batch.data.len();
                     sealed.push(tail.seal(false));
                 }
             }
+            if self.streams.get(&key).is_some_and(|t| t.has_unsealed()) {
+                self.schedule(key.clone());
+            }
             self.send_all(&mut sealed);
         }
+    }
+
+    /// Make sure a stream with an open batch has a timer.
+    fn schedule(&mut self, key: StreamKey) {
+        if self.open_early && !self.timed.contains(&key) {
+            if let Some(due) = self.streams.get(&key).map(|t| self.due(t)) {
+                self.timed.insert(key.clone());
+                self.timers.push(Reverse((due, key)));
+            }
+        }
+    }
+
+    /// When a stream's open batch is to be closed: `batch.max_age_secs` after its first record,
+    /// or `batch.quiet_secs` after the stream last grew, whichever comes first.
+    fn due(&self, t: &StreamTail) -> Instant {
+        let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
+        let quiet = Duration::from_secs(self.cfg.batch.quiet_secs);
+        (t.batch.opened + max_age).min(t.batch.touched + quiet)
     }
 
     /// Gauges for /metrics and the heartbeat for /healthz.
@@ -614,25 +787,36 @@ impl Follower {
         m.oldest_unshipped_unix_ms.store(oldest_ms, Relaxed);
     }
 
-    fn open_batch_bytes(&self) -> usize {
-        self.streams.values().map(|t| t.batch.data.len()).sum()
-    }
-
-    /// Seals the batches that reached `batch.max_age_secs`; returns when the next one will.
-    fn seal_old(&mut self) -> Option<Instant> {
-        let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
+    /// Closes the batches that are due; returns when the next timer is.
+    fn seal_due(&mut self) -> Option<Instant> {
         let mut sealed = Vec::new();
-        let mut next = None::<Instant>;
-        for t in self.streams.values_mut().filter(|t| t.has_unsealed()) {
-            let due = t.batch.opened + max_age;
-            if due <= Instant::now() {
-                sealed.push(t.seal(false));
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.timers.pop() else {
+                break;
+            };
+            self.timed.remove(&key);
+            let Some(tail) = self.streams.get_mut(&key).filter(|t| t.has_unsealed()) else {
+                continue;
+            };
+            let due = {
+                let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
+                let quiet = Duration::from_secs(self.cfg.batch.quiet_secs);
+                (tail.batch.opened + max_age).min(tail.batch.touched + quiet)
+            };
+            if due <= now {
+                self.open_bytes -= tail.batch.data.len();
+                sealed.push(tail.seal(false));
             } else {
-                next = Some(next.map_or(due, |n| n.min(due)));
+                self.timed.insert(key.clone());
+                self.timers.push(Reverse((due, key)));
             }
         }
         self.send_all(&mut sealed);
-        next
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Waits while the shipper is saturated: back-pressure reaches the reading here. The
@@ -651,7 +835,7 @@ impl Follower {
                     Err(_still_full) => {}
                 }
             };
-            permit.send(Work::Batch(s));
+            permit.send(Work::Batch(Box::new(s)));
         }
     }
 

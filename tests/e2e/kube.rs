@@ -463,3 +463,69 @@ fn a_forbidden_api_is_reported_once_and_pods_wait_until_it_answers() {
         .count();
     assert_eq!(forbidden, 1, "{log}");
 }
+
+/// Every attempt of `job` in `verify`'s output: (status, line).
+fn verdicts(node: &Node, job: &str) -> Vec<(String, String)> {
+    let out = node.cli(&["verify", job]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with("verify:"))
+        .map(|l| (l.split(' ').next().unwrap().to_string(), l.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_terminated_container_is_complete_while_its_folder_remains() {
+    let api = KubeApi::start("seed-exit-nonzero");
+    let node = Node::local();
+    let agent = Agent::start(&api, &node);
+    api.wait_for_watch();
+    for pod in api.pods() {
+        write_pod_logs(&node, &pod, LINES, "ended");
+    }
+    // A seventh attempt, still running.
+    let mut seventh = seventh_pod(&api);
+    seventh["status"]["phase"] = json!("Running");
+    seventh["status"]["containerStatuses"][0]["state"] =
+        json!({"running": {"startedAt": "2026-11-27T15:06:02Z"}});
+    api.post("/_test/apply", &seventh);
+    write_pod_logs(&node, &seventh, LINES, "running");
+    wait_for_records(&node, "exit-nonzero", name(&seventh), LINES);
+    // The six terminated attempts are complete, though every pod folder is still there.
+    wait_until("six complete attempts", Duration::from_secs(30), || {
+        verdicts(&node, "exit-nonzero")
+            .iter()
+            .filter(|(s, _)| s == "complete")
+            .count()
+            == 6
+    });
+    let running: Vec<_> = verdicts(&node, "exit-nonzero")
+        .into_iter()
+        .filter(|(s, _)| s != "complete")
+        .collect();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(
+        running[0].1.contains("attempt=7") && running[0].1.contains("still open"),
+        "{running:?}"
+    );
+    // Its container ends: complete as soon as its last bytes landed, the folder still there.
+    write_pod_logs(&node, &seventh, LINES, "last words");
+    seventh["status"]["phase"] = json!("Failed");
+    seventh["status"]["containerStatuses"][0]["state"] = json!({"terminated": {
+        "exitCode": 1, "reason": "Error", "startedAt": "2026-11-27T15:06:02Z",
+        "finishedAt": "2026-11-27T15:06:32Z"
+    }});
+    api.post("/_test/apply", &seventh);
+    wait_until("seven complete attempts", Duration::from_secs(30), || {
+        verdicts(&node, "exit-nonzero")
+            .iter()
+            .all(|(s, _)| s == "complete")
+    });
+    assert_eq!(
+        of_pod(&records_now(&node, "exit-nonzero"), name(&seventh)).len(),
+        2 * LINES,
+        "its last lines landed before it was called complete"
+    );
+    assert!(node.log_dir().read_dir().unwrap().count() >= 7);
+    agent.stop();
+}

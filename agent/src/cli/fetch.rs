@@ -5,7 +5,7 @@
 
 use super::window::{now_nanos, Window};
 use super::StoreArgs;
-use crate::contract::{LogKey, RecordRead};
+use crate::contract::{LogKey, ObjectEntry, RecordRead};
 use crate::decode;
 use crate::error::{CliError, CliResult};
 use crate::read::{self, Dedup, JobRun, StreamKey};
@@ -87,7 +87,7 @@ pub async fn run(args: FetchArgs) -> CliResult<()> {
     let keys = if window.is_open() {
         keys
     } else {
-        let spans = object_spans(run);
+        let spans = object_spans(read::listed_objects(&store, cluster, run).await?);
         keys.into_iter()
             .filter(|k| spans.get(&k.key).is_none_or(|(a, b)| window.may_hold(a, b)))
             .collect()
@@ -124,13 +124,12 @@ fn pick_run<'a>(runs: &'a [JobRun], args: &FetchArgs) -> Option<&'a JobRun> {
     Some(run)
 }
 
-/// key → (first_ts, last_ts) of every object the run's manifests list.
-fn object_spans(run: &JobRun) -> HashMap<String, (String, String)> {
-    run.manifests
-        .iter()
-        .flat_map(|m| &m.containers)
-        .flat_map(|c| &c.objects)
-        .map(|o| (o.key.clone(), (o.first_ts.clone(), o.last_ts.clone())))
+/// key → (first_ts, last_ts) of every object the run's manifests list (objects that landed
+/// after the last manifest write are not in it, and are read whatever the window).
+fn object_spans(objects: Vec<ObjectEntry>) -> HashMap<String, (String, String)> {
+    objects
+        .into_iter()
+        .map(|o| (o.key, (o.first_ts, o.last_ts)))
         .collect()
 }
 

@@ -4,13 +4,14 @@
 //! problems under it), the objects no manifest lists, then a summary. Exit 1 on any mismatch.
 
 use super::StoreArgs;
-use crate::contract::listing_prefix;
+use crate::contract::{listing_prefix, PARTS_TREE};
 use crate::error::{CliError, CliResult};
 use crate::read::{self, FETCH_PARALLELISM};
 use crate::store::{Store, StoreError};
 use crate::verify::{self, AttemptCheck, Expected, Listing, Summary};
 use clap::Args;
 use futures::stream::{self, StreamExt};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub async fn run(args: VerifyArgs) -> CliResult<()> {
         .map(|o| (o.key, o.size))
         .collect();
     let docs = read::manifest_docs(&store, cluster, ns, job).await?;
+    // Parts after heads: a part a head counts was written before that head.
+    let parts = read::part_docs(&store, &listing_prefix(PARTS_TREE, cluster, ns, job)).await?;
     if docs.is_empty() && listing.is_empty() {
         let what = job.map(|j| format!("job {j}")).unwrap_or("any job".into());
         return Err(CliError::not_found(format!(
@@ -43,9 +46,22 @@ pub async fn run(args: VerifyArgs) -> CliResult<()> {
             store.describe()
         )));
     }
+    // Each attempt's parts: `manifest-parts/…/pod=P/` is the folder its head names.
+    let mut by_attempt: HashMap<&str, Vec<&read::PartDoc>> = HashMap::new();
+    for p in &parts {
+        if let Some(i) = p.key.find("/container=") {
+            by_attempt.entry(&p.key[..=i]).or_default().push(p);
+        }
+    }
     let mut checks: Vec<AttemptCheck> = docs
         .iter()
-        .map(|d| verify::check_manifest(d, &listing))
+        .map(|d| {
+            let mine = match &d.parsed {
+                Ok(m) => by_attempt.remove(m.pod.parts_prefix().as_str()),
+                Err(_) => None,
+            };
+            verify::check_manifest(d, &mine.unwrap_or_default(), &listing)
+        })
         .collect();
     check_bodies(&store, verify::to_read(&checks, &listing), &mut checks).await?;
     checks.sort_by_key(AttemptCheck::order);
@@ -56,7 +72,8 @@ pub async fn run(args: VerifyArgs) -> CliResult<()> {
     for g in &unlisted {
         print!("{}", g.render());
     }
-    let summary = Summary::of(&checks, &unlisted);
+    let mut summary = Summary::of(&checks, &unlisted);
+    summary.pending = verify::pending(&checks, &listing);
     println!("{}", summary.line());
     if summary.ok() {
         Ok(())

@@ -449,8 +449,8 @@ impl Tracked {
         let version = state.version(&uid);
         if version.is_some() && version != self.state_read {
             let pod = state.load(&uid);
-            if let Some((first, last)) = pod.as_ref().and_then(|p| p.manifest.log_span()) {
-                self.tracker.observe_log_times(first, last);
+            if let Some((first, last)) = pod.as_ref().and_then(|p| p.log_span()) {
+                self.tracker.observe_log_times(&first, &last);
             }
             self.state_read = version;
         }
@@ -594,7 +594,8 @@ mod tests {
     use super::super::testutil::{pod_cgroup, unix, write_usage, Layout, GIB, MIB};
     use super::*;
     use crate::checkpoint::PodState;
-    use crate::contract::{ContainerManifest, ObjectEntry};
+    use crate::checkpoint::StreamCheckpoint;
+    use crate::contract::ObjectEntry;
     use crate::meta::{JobIdentity, MetadataSource, PodObjects};
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::Value;
@@ -956,27 +957,29 @@ mod tests {
         std::fs::create_dir_all(node.folder(&id)).unwrap();
         node.pin(&id);
         let mut state = PodState::new(id.clone());
-        state.manifest.containers.push(ContainerManifest {
-            container: "exit-nonzero".into(),
-            restart: 0,
-            complete: true,
-            end_offset: 10,
-            file: None,
-            objects: ["2026-11-27T14:53:41.5Z", "2026-11-27T14:54:11.25Z"]
-                .iter()
-                .map(|ts| ObjectEntry {
-                    key: String::new(),
-                    first_offset: 0,
-                    end_offset: 1,
-                    records: 1,
-                    bytes: 1,
-                    sha256: String::new(),
-                    first_ts: ts.to_string(),
-                    last_ts: ts.to_string(),
-                })
-                .collect(),
-            skipped: Vec::new(),
-        });
+        let stream = state.stream_mut("exit-nonzero", 0);
+        for (i, ts) in ["2026-11-27T14:53:41.5Z", "2026-11-27T14:54:11.25Z"]
+            .iter()
+            .enumerate()
+        {
+            let entry = ObjectEntry {
+                key: String::new(),
+                first_offset: i as u64,
+                end_offset: i as u64 + 1,
+                records: 1,
+                bytes: 1,
+                sha256: String::new(),
+                first_ts: ts.to_string(),
+                last_ts: ts.to_string(),
+            };
+            let cp = StreamCheckpoint {
+                container: "exit-nonzero".into(),
+                restart: 0,
+                offset: i as u64 + 1,
+                file: None,
+            };
+            stream.record(Some(entry), None, &cp, i == 1);
+        }
         node.recorder.env.state.save(&state).unwrap();
         let cid = "788a2b834c94af0281c907166ada6fa397601aaa6a977932f63ae4cbefcb3dbf";
         let (pod_dir, _) = pod_cgroup(

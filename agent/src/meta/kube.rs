@@ -16,7 +16,9 @@ mod fetch;
 mod health;
 mod podwatch;
 
-use crate::meta::{guess_job, JobIdentity, Lookup, MetadataSource, PodDir, PodObjects};
+use crate::meta::{
+    guess_job, JobIdentity, Lookup, MetadataSource, OnChange, PodDir, PodObjects, RunState,
+};
 use attempt::{attempt_among, completion_index, from_failure_count, Member};
 use cache::{job_owner, Cache, JobFacts, Owner};
 use health::Health;
@@ -69,6 +71,7 @@ impl KubeSource {
             watch_health: Health::new("pod watch"),
             lookup_health: Health::new("job and pod lookups"),
             synced,
+            listeners: Mutex::default(),
         });
         tokio::spawn(podwatch::run(shared.clone(), node.to_string()));
         Ok(KubeSource { shared })
@@ -114,6 +117,60 @@ impl MetadataSource for KubeSource {
                 .0;
         }
     }
+
+    fn run_state(&self, pod_uid: &str, container: &str, restart: u32) -> RunState {
+        match self.shared.cache().pod(pod_uid) {
+            Some(pod) => run_state_of(&pod, container, restart),
+            None => RunState::Unknown,
+        }
+    }
+
+    fn on_change(&self, changed: OnChange) {
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(changed);
+    }
+}
+
+/// The kubelet names a container's log `{restartCount}.log`: run `restart` is over when a later
+/// run exists, or when it is the current one and its state is terminated.
+fn run_state_of(pod: &Pod, container: &str, restart: u32) -> RunState {
+    let Some(status) = pod.status.as_ref() else {
+        return RunState::Unknown;
+    };
+    let all = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    let Some(c) = all.into_iter().find(|c| c.name == container) else {
+        return RunState::Unknown;
+    };
+    let finished = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
+        t.and_then(|t| t.finished_at.as_ref())
+            .map(|at| at.0.as_second())
+    };
+    let current = u32::try_from(c.restart_count).unwrap_or(0);
+    if restart < current {
+        let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        let finished_unix = if restart + 1 == current {
+            finished(last)
+        } else {
+            None
+        };
+        return RunState::Ended { finished_unix };
+    }
+    if restart > current {
+        return RunState::Unknown;
+    }
+    match c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+        Some(t) => RunState::Ended {
+            finished_unix: finished(Some(t)),
+        },
+        None => RunState::Running,
+    }
 }
 
 impl PodObjects for KubeSource {
@@ -132,6 +189,8 @@ struct Shared {
     watch_health: Health,
     lookup_health: Health,
     synced: tokio::sync::watch::Sender<bool>,
+    /// Told of every pod the watch changes (`MetadataSource::on_change`).
+    listeners: Mutex<Vec<OnChange>>,
 }
 
 impl Shared {
@@ -142,6 +201,14 @@ impl Shared {
     fn update(&self, change: impl FnOnce(&mut Cache)) {
         change(&mut self.cache());
         self.changed.notify_all();
+    }
+
+    /// Tell the listeners a pod changed (after the cache has the change).
+    fn pod_changed(&self, uid: &str) {
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        for changed in listeners.iter() {
+            changed(uid);
+        }
     }
 
     fn mark_synced(&self) {

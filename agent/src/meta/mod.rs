@@ -65,6 +65,21 @@ pub enum Lookup {
     Unknown,
 }
 
+/// Whether one run of a container (its `restart`-th, the one writing `restart.log`) is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    /// Terminated, at this time (unix seconds) when the API says.
+    Ended {
+        finished_unix: Option<i64>,
+    },
+    /// The source does not know (no such pod or container in its view).
+    Unknown,
+}
+
+/// Told the uid of a pod the source learned something new about.
+pub type OnChange = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A source of pod metadata beside the log path. The follower asks it once per new pod and pins
 /// the answer; a pod the source does not know waits a bounded time, then ships with path-only
 /// metadata.
@@ -74,6 +89,15 @@ pub trait MetadataSource: Send + Sync {
     fn synced(&self) -> bool {
         true
     }
+    /// Whether a container's run is over: its log is then complete once read to the end,
+    /// while its folder still exists (CONTRACT §3). Without a source, only the folder's
+    /// deletion says so.
+    fn run_state(&self, _pod_uid: &str, _container: &str, _restart: u32) -> RunState {
+        RunState::Unknown
+    }
+    /// Call `changed` with a pod's uid whenever its object changes, so the follower looks at
+    /// that pod's streams at once instead of polling every one of them.
+    fn on_change(&self, _changed: OnChange) {}
 }
 
 /// (namespace, job, completion index)

@@ -79,8 +79,11 @@ impl LocalStore {
     }
 }
 
-/// Temp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable.
+/// Temp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable. The
+/// temp name is unique per write, so two writers of one file never write into each other's
+/// temp file (the last rename wins, whole).
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent folder"))?;
@@ -89,7 +92,8 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("object");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;

@@ -58,14 +58,95 @@ pub struct ObjectInfo {
 pub enum Content {
     GzipNdjson,
     Json,
+    /// Plain NDJSON (manifest parts).
+    Ndjson,
 }
 
-pub enum Store {
+/// What a PUT writes, by the tree its key is in: S3 bills per request, so /metrics counts
+/// requests and bytes per class (the agent's cost, in the bill's own units).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutClass {
+    Logs,
+    Manifests,
+    Footprints,
+    Other,
+}
+
+impl PutClass {
+    pub const ALL: [PutClass; 4] = [
+        PutClass::Logs,
+        PutClass::Manifests,
+        PutClass::Footprints,
+        PutClass::Other,
+    ];
+
+    /// Heads and parts are both the manifest's cost.
+    pub fn of(key: &str) -> PutClass {
+        match key.split('/').next().unwrap_or("") {
+            "logs" => PutClass::Logs,
+            "manifests" | crate::contract::PARTS_TREE => PutClass::Manifests,
+            "footprints" => PutClass::Footprints,
+            _ => PutClass::Other,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PutClass::Logs => "logs",
+            PutClass::Manifests => "manifests",
+            PutClass::Footprints => "footprints",
+            PutClass::Other => "other",
+        }
+    }
+}
+
+/// PUT requests sent (failed ones included: they are billed too) and body bytes, per class.
+#[derive(Debug, Default)]
+pub struct PutCounters {
+    requests: [std::sync::atomic::AtomicU64; 4],
+    bytes: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl PutCounters {
+    fn add(&self, class: PutClass, bytes: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests[class as usize].fetch_add(1, Relaxed);
+        self.bytes[class as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// (requests, bytes) of a class so far.
+    pub fn get(&self, class: PutClass) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.requests[class as usize].load(Relaxed),
+            self.bytes[class as usize].load(Relaxed),
+        )
+    }
+}
+
+pub struct Store {
+    backend: Backend,
+    puts: PutCounters,
+}
+
+enum Backend {
     Local(local::LocalStore),
     S3(s3::S3Store),
 }
 
 impl Store {
+    fn new(backend: Backend) -> Store {
+        Store {
+            backend,
+            puts: PutCounters::default(),
+        }
+    }
+
+    /// PUTs sent through this store so far, by class.
+    pub fn puts(&self) -> &PutCounters {
+        &self.puts
+    }
+
     /// `s3://BUCKET/PREFIX`, `file:///ABS/PATH` or a plain path (CONTRACT §2).
     /// `ca_bundle`: extra trusted CAs (PEM file) for an S3 store behind a private CA.
     pub async fn open(url: &str, path_style: bool, ca_bundle: &str) -> Result<Store, StoreError> {
@@ -73,9 +154,9 @@ impl Store {
             return Err(StoreError::fatal("no store given: use --store URL or JOBARCHIVE_STORE (s3://BUCKET/PREFIX or a folder)"));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
-            return Ok(Store::S3(
+            return Ok(Store::new(Backend::S3(
                 s3::S3Store::open(rest, path_style, ca_bundle).await?,
-            ));
+            )));
         }
         if url.contains("://") && !url.starts_with("file://") {
             return Err(StoreError::fatal(format!(
@@ -83,59 +164,61 @@ impl Store {
             )));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Store::Local(local::LocalStore::open(path)?))
+        Ok(Store::new(Backend::Local(local::LocalStore::open(path)?)))
     }
 
     /// The agent's store: `open`, plus the object protection of `[store]` on S3.
     pub async fn open_for_agent(cfg: &crate::config::StoreConfig) -> Result<Store, StoreError> {
-        match Store::open(&cfg.url, cfg.path_style, &cfg.ca_bundle).await? {
-            Store::S3(s) => Ok(Store::S3(
+        let store = Store::open(&cfg.url, cfg.path_style, &cfg.ca_bundle).await?;
+        match store.backend {
+            Backend::S3(s) => Ok(Store::new(Backend::S3(
                 s.with_protection(s3::Protection::from_config(cfg)),
-            )),
-            Store::Local(s) => {
+            ))),
+            Backend::Local(s) => {
                 if cfg.protects() {
                     tracing::warn!("store.sse, storage_class and object_lock_* apply to S3 only; the local store ignores them");
                 }
-                Ok(Store::Local(s))
+                Ok(Store::new(Backend::Local(s)))
             }
         }
     }
 
     pub async fn put(&self, key: &str, body: Bytes, content: Content) -> Result<(), StoreError> {
-        match self {
-            Store::Local(s) => s.put(key, body).await,
-            Store::S3(s) => s.put(key, body, content).await,
+        self.puts.add(PutClass::of(key), body.len());
+        match &self.backend {
+            Backend::Local(s) => s.put(key, body).await,
+            Backend::S3(s) => s.put(key, body, content).await,
         }
     }
 
     /// `Ok(None)` when there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match self {
-            Store::Local(s) => s.get(key).await,
-            Store::S3(s) => s.get(key).await,
+        match &self.backend {
+            Backend::Local(s) => s.get(key).await,
+            Backend::S3(s) => s.get(key).await,
         }
     }
 
     /// Every object under `prefix`, in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        match self {
-            Store::Local(s) => s.list(prefix).await,
-            Store::S3(s) => s.list(prefix).await,
+        match &self.backend {
+            Backend::Local(s) => s.list(prefix).await,
+            Backend::S3(s) => s.list(prefix).await,
         }
     }
 
     /// Is the store there and are we allowed in? (readiness, early failure of a bad setup)
     pub async fn check(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Local(s) => s.check(),
-            Store::S3(s) => s.check().await,
+        match &self.backend {
+            Backend::Local(s) => s.check(),
+            Backend::S3(s) => s.check().await,
         }
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            Store::Local(s) => s.describe(),
-            Store::S3(s) => s.describe(),
+        match &self.backend {
+            Backend::Local(s) => s.describe(),
+            Backend::S3(s) => s.describe(),
         }
     }
 }

@@ -56,7 +56,7 @@ impl Protection {
             .set_ssekms_key_id(self.kms_key_id.clone());
         let req = match content {
             Content::GzipNdjson => req.set_storage_class(self.storage_class.clone()),
-            Content::Json => req,
+            Content::Json | Content::Ndjson => req,
         };
         match &self.lock {
             Some((mode, days)) => req
@@ -138,6 +138,7 @@ impl S3Store {
         let (content_type, encoding) = match content {
             Content::GzipNdjson => ("application/x-ndjson", Some("gzip")),
             Content::Json => ("application/json", None),
+            Content::Ndjson => ("application/x-ndjson", None),
         };
         // Content-Encoding is deliberately not set for gzip NDJSON: clients would decompress
         // transparently and readers expecting `.gz` bytes (DuckDB, Athena) would break.

@@ -7,7 +7,7 @@
 //! they were read. The spool is bounded: when it is full, `put` waits, and so does reading.
 
 use crate::checkpoint::StreamCheckpoint;
-use crate::contract::{ObjectEntry, PodIdentity};
+use crate::contract::{Gap, ObjectEntry, PodIdentity};
 use crate::pipeline::Metrics;
 use crate::store::local::write_atomically;
 use bytes::Bytes;
@@ -26,6 +26,9 @@ pub struct SpoolHeader {
     pub complete: bool,
     /// `None`: the batch only moved the checkpoint (no records) or ended the stream.
     pub entry: Option<ObjectEntry>,
+    /// Bytes found gone for good before this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
 }
 
 impl SpoolHeader {
@@ -330,6 +333,7 @@ mod tests {
                 file: None,
             },
             complete: false,
+            gap: None,
             entry: Some(ObjectEntry {
                 key: format!("k{first}"),
                 first_offset: first,

@@ -49,8 +49,16 @@ fn on_event(shared: &Shared, event: Event<Pod>) {
     }
     match event {
         Event::Init => shared.update(|c| c.relist_started()),
-        Event::InitApply(pod) | Event::Apply(pod) => shared.update(|c| c.apply(pod, now)),
-        Event::Delete(pod) => shared.update(|c| c.delete(pod, now)),
+        Event::InitApply(pod) | Event::Apply(pod) => {
+            let uid = pod.metadata.uid.clone();
+            shared.update(|c| c.apply(pod, now));
+            uid.inspect(|uid| shared.pod_changed(uid));
+        }
+        Event::Delete(pod) => {
+            let uid = pod.metadata.uid.clone();
+            shared.update(|c| c.delete(pod, now));
+            uid.inspect(|uid| shared.pod_changed(uid));
+        }
         Event::InitDone => {
             shared.update(|c| c.relist_done(now));
             shared.mark_synced();
