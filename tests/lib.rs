@@ -746,12 +746,16 @@ impl Node {
     }
 }
 
-/// Files under `root`, as keys relative to it.
+/// Files under `root`, as keys relative to it; like the local store's own listing, without the
+/// temporary files of writes in progress (or of a writer killed mid-write).
 fn walk(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);

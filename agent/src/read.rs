@@ -45,6 +45,7 @@ pub async fn footprints(store: &Store, prefix: &str) -> Result<Vec<Footprint>, S
 }
 
 /// A one-line JSON document as found in the store: parsed, or why it could not be.
+#[derive(Clone, Debug)]
 pub struct Doc<T> {
     pub key: String,
     pub parsed: Result<T, String>,

@@ -498,19 +498,18 @@ pub fn check_body(e: &Expected, body: Option<&[u8]>) -> Option<Problem> {
     (hex::encode(Sha256::digest(body)) != e.sha256).then_some(Problem::Sha256 { key })
 }
 
-/// Log objects that no manifest lists, grouped by the attempt folder they sit in. The objects
-/// of a stream still open that start at or after the end its head gives landed after the
-/// manifest was last brought up to date: not unlisted, just newer (`pending`).
+/// Log objects that no manifest lists, grouped by the attempt folder they sit in. Not counted:
+/// the objects that landed after the manifest was last brought up to date (`pending`).
 pub fn unlisted(checks: &[AttemptCheck], listing: &Listing) -> Vec<UnlistedGroup> {
+    let pending = pending_keys(checks, listing);
     let listed: HashSet<&str> = checks
         .iter()
         .flat_map(|c| c.objects())
         .map(|o| o.key.as_str())
         .collect();
-    let open = open_stream_ends(checks);
     let mut keys: Vec<&String> = listing
         .keys()
-        .filter(|k| !listed.contains(k.as_str()) && !is_pending(k, &open))
+        .filter(|k| !listed.contains(k.as_str()) && !pending.contains(k.as_str()))
         .collect();
     keys.sort();
     let mut groups: Vec<UnlistedGroup> = Vec::new();
@@ -543,30 +542,41 @@ fn open_stream_ends(checks: &[AttemptCheck]) -> HashMap<String, u64> {
         .collect()
 }
 
-fn is_pending(key: &str, open: &HashMap<String, u64>) -> bool {
-    let Some(slash) = key.rfind('/') else {
-        return false;
-    };
-    let offset = crate::contract::LogKey::parse(key).map(|k| k.offset);
-    match (open.get(&key[..=slash]), offset) {
-        (Some(end), Some(offset)) => offset >= *end,
-        _ => false,
-    }
-}
-
-/// Objects that landed after their manifest was last written (open streams only): they are in
-/// no part yet, and are no mismatch.
-pub fn pending(checks: &[AttemptCheck], listing: &Listing) -> usize {
+/// The unlisted objects of a stream still open that landed after its manifest was last written:
+/// the lowest of them starts exactly where its head says the stream ends (the agent writes a
+/// stream's objects in order), and the rest follow it. An object of an open stream anywhere
+/// else, or of a complete stream, is unlisted.
+fn pending_keys<'a>(checks: &[AttemptCheck], listing: &'a Listing) -> HashSet<&'a str> {
     let open = open_stream_ends(checks);
     let listed: HashSet<&str> = checks
         .iter()
         .flat_map(|c| c.objects())
         .map(|o| o.key.as_str())
         .collect();
-    listing
-        .keys()
-        .filter(|k| !listed.contains(k.as_str()) && is_pending(k, &open))
-        .count()
+    let mut by_stream: HashMap<&str, Vec<(u64, &'a str)>> = HashMap::new();
+    for key in listing.keys().filter(|k| !listed.contains(k.as_str())) {
+        let (Some(slash), Some(parsed)) = (key.rfind('/'), crate::contract::LogKey::parse(key))
+        else {
+            continue;
+        };
+        if open.contains_key(&key[..=slash]) {
+            by_stream
+                .entry(&key[..=slash])
+                .or_default()
+                .push((parsed.offset, key.as_str()));
+        }
+    }
+    by_stream
+        .into_iter()
+        .filter(|(dir, keys)| keys.iter().map(|k| k.0).min() == open.get(*dir).copied())
+        .flat_map(|(_, keys)| keys.into_iter().map(|k| k.1))
+        .collect()
+}
+
+/// Objects that landed after their manifest was last written (open streams only): they are in
+/// no part yet, and are no mismatch.
+pub fn pending(checks: &[AttemptCheck], listing: &Listing) -> usize {
+    pending_keys(checks, listing).len()
 }
 
 /// Unlisted objects of one attempt folder (or of no recognisable folder).
@@ -836,5 +846,119 @@ mod tests {
         ));
         let s = Summary::of(&checks, &groups);
         assert_eq!((s.complete, s.unlisted, s.ok()), (1, 2, false));
+    }
+
+    /// A format-2 manifest of stream main/0: a head and the parts given as line lists.
+    fn v2(parts: &[Vec<PartLine>], complete: bool) -> (ManifestDoc, Vec<PartDoc>) {
+        let stream = identity().stream("main", 0);
+        let mut head = ContainerManifest {
+            container: "main".into(),
+            restart: 0,
+            complete,
+            ..ContainerManifest::default()
+        };
+        for lines in parts {
+            head.parts += 1;
+            for l in lines {
+                head.count(l);
+            }
+        }
+        let m = Manifest {
+            pod: identity(),
+            updated: String::new(),
+            format: 2,
+            containers: vec![head],
+        };
+        let docs = parts
+            .iter()
+            .map(|lines| PartDoc {
+                key: stream.part_key(lines[0].span().0),
+                parsed: Ok(lines.clone()),
+            })
+            .collect();
+        (doc(m), docs)
+    }
+
+    fn obj(first: u64, end: u64) -> PartLine {
+        PartLine::Object(entry(first, end))
+    }
+
+    fn listing_v2(parts: &[Vec<PartLine>]) -> Listing {
+        parts
+            .iter()
+            .flatten()
+            .filter_map(PartLine::object)
+            .map(|o| (o.key.clone(), o.bytes))
+            .collect()
+    }
+
+    #[test]
+    fn parts_tile_the_stream_and_agree_with_their_head() {
+        let parts = vec![vec![obj(0, 10), obj(10, 20)], vec![obj(20, 30)]];
+        let (head, docs) = v2(&parts, true);
+        let refs: Vec<&PartDoc> = docs.iter().collect();
+        let c = check_manifest(&head, &refs, &listing_v2(&parts));
+        assert_eq!(kinds(&c), Vec::<&str>::new(), "{:?}", c.problems);
+        assert_eq!((c.status(), c.objects.len()), (Status::Complete, 3));
+        // A part gone: its bytes are a hole, and the head's totals disagree.
+        let c = check_manifest(&head, &refs[..1], &listing_v2(&parts));
+        assert_eq!(kinds(&c), ["head", "head", "head", "head", "gap"]);
+        // A part copied under another offset is misplaced.
+        let mut moved = docs.clone();
+        moved[1].key = moved[1].key.replace("00030.ndjson", "00031.ndjson");
+        let refs: Vec<&PartDoc> = moved.iter().collect();
+        assert_eq!(
+            kinds(&check_manifest(&head, &refs, &listing_v2(&parts))),
+            ["misplaced"]
+        );
+    }
+
+    #[test]
+    fn a_gap_makes_the_attempt_incomplete_and_is_named() {
+        let gap = PartLine::Gap(Gap {
+            first_offset: 10,
+            end_offset: 10,
+            reason: "rotated and deleted".into(),
+        });
+        let parts = vec![vec![obj(0, 10), gap, obj(10, 20)]];
+        let (head, docs) = v2(&parts, true);
+        let refs: Vec<&PartDoc> = docs.iter().collect();
+        let c = check_manifest(&head, &refs, &listing_v2(&parts));
+        assert_eq!(c.status(), Status::Incomplete);
+        let line = c.render();
+        assert!(
+            line.contains("gap: container=main restart=0 lost an unknown number of bytes at offset 10 (rotated and deleted)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn newer_objects_of_an_open_stream_are_pending_not_unlisted() {
+        let parts = vec![vec![obj(0, 10)]];
+        let stream = identity().stream("main", 0);
+        for (complete, extra, want_pending, want_unlisted) in [
+            // Landed after the last manifest write: they start where the head ends.
+            (false, vec![10, 25], 2, 0),
+            // Somewhere else in an open stream: unlisted.
+            (false, vec![99_999], 0, 1),
+            // A complete stream lists everything.
+            (true, vec![10], 0, 1),
+        ] {
+            let (head, docs) = v2(&parts, complete);
+            let refs: Vec<&PartDoc> = docs.iter().collect();
+            let mut listing = listing_v2(&parts);
+            for offset in extra {
+                listing.insert(stream.log_key(offset), 5);
+            }
+            let checks = vec![check_manifest(&head, &refs, &listing)];
+            let groups = unlisted(&checks, &listing);
+            assert_eq!(
+                (
+                    pending_keys(&checks, &listing).len(),
+                    groups.iter().map(|g| g.keys.len()).sum::<usize>()
+                ),
+                (want_pending, want_unlisted)
+            );
+        }
     }
 }

@@ -160,7 +160,7 @@ def run_agent(workdir, binary, store, log_dir):
     cfg = Path(workdir, "agent.toml")
     cgroup = Path(workdir, "no-cgroup")
     cgroup.mkdir(exist_ok=True)
-    cfg.write_text('rescan_interval_secs = 1\nhttp_listen = ""\n[batch]\nmax_age_secs = 1\n')
+    cfg.write_text('rescan_interval_secs = 1\nhttp_listen = ""\n[batch]\nmax_age_secs = 1\nquiet_secs = 1\nmanifest_interval_secs = 1\n')
     cmd = [
         str(binary), "agent", "--config", str(cfg), "--kube", "off", "--node-name", "node-1",
         "--log-dir", str(log_dir), "--state-dir", str(Path(workdir, "state")), "--store", str(store),

@@ -3,7 +3,6 @@
 //! written is fetched exactly once.
 
 use jobarchive_e2e::*;
-use std::path::Path;
 use std::process::{Child, Stdio};
 
 fn lines(tag: &str, n: usize) -> Vec<String> {
@@ -228,32 +227,33 @@ fn shipped_records(out: &std::process::Output) -> u64 {
     after.split(' ').next().unwrap().parse().unwrap()
 }
 
-/// The pod's manifest in the local store: (first, end) offsets of its objects.
+/// The objects the pod's manifest lists in the local store (its parts, in key order): their
+/// (first, end) offsets.
 fn manifest_ranges(node: &Node, pod: &str) -> Vec<(u64, u64)> {
-    let mut stack = vec![Path::new(&node.store).join("manifests")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.ends_with(format!("pod={pod}.json")) {
-                let m: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-                return m["containers"][0]["objects"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|o| {
-                        (
-                            o["first_offset"].as_u64().unwrap(),
-                            o["end_offset"].as_u64().unwrap(),
-                        )
-                    })
-                    .collect();
-            }
-        }
-    }
-    panic!("no manifest for {pod}");
+    let parts: Vec<String> = node
+        .keys("manifest-parts/")
+        .into_iter()
+        .filter(|k| k.contains(&format!("/pod={pod}/")))
+        .collect();
+    assert!(!parts.is_empty(), "no manifest parts for {pod}");
+    parts
+        .iter()
+        .flat_map(|k| {
+            let body = node.get_object(k);
+            String::from_utf8(body)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l["kind"] == "object")
+        .map(|o| {
+            (
+                o["first_offset"].as_u64().unwrap(),
+                o["end_offset"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn assert_contiguous(ranges: &[(u64, u64)]) {

@@ -289,6 +289,21 @@ fn wait_for_records(node: &Node, job: &str, pod: &str, n: usize) -> Vec<Value> {
     mine
 }
 
+/// The scenario's pod `pod`, made running again in the API: its container has not ended, so
+/// its log may still grow (a terminated container's log is complete once read).
+fn running(api: &KubeApi, pod: &str) -> Value {
+    let mut p = api.pods().into_iter().find(|p| name(p) == pod).unwrap();
+    p["status"]["phase"] = json!("Running");
+    p["status"]["containerStatuses"][0]["state"] =
+        json!({"running": {"startedAt": "2026-11-27T14:53:41Z"}});
+    p["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    api.post("/_test/apply", &p);
+    p
+}
+
 /// A 7th pod of the seed Job, created after the six others, on this node.
 fn seventh_pod(api: &KubeApi) -> Value {
     let mut pod = api
@@ -326,11 +341,7 @@ fn a_pod_deleted_from_the_api_keeps_its_metadata_while_its_log_grows() {
     let node = Node::local();
     let agent = Agent::start(&api, &node);
     api.wait_for_watch();
-    let first = api
-        .pods()
-        .into_iter()
-        .find(|p| name(p) == "exit-nonzero-szsld")
-        .unwrap();
+    let first = running(&api, "exit-nonzero-szsld");
     write_pod_logs(&node, &first, LINES, "before");
     wait_for_records(&node, "exit-nonzero", name(&first), LINES);
     api.delete("Pod", name(&first));
@@ -365,11 +376,7 @@ fn tailing_goes_on_while_the_api_is_down_and_metadata_is_right_when_it_returns()
     let node = Node::local();
     let agent = Agent::start(&api, &node);
     api.wait_for_watch();
-    let second = api
-        .pods()
-        .into_iter()
-        .find(|p| name(p) == "exit-nonzero-nq9nb")
-        .unwrap();
+    let second = running(&api, "exit-nonzero-nq9nb");
     write_pod_logs(&node, &second, LINES, "up");
     wait_for_records(&node, "exit-nonzero", name(&second), LINES);
 
