@@ -258,7 +258,7 @@ class Store:
         endpoint = os.environ.get("S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
         if not endpoint:
             raise BenchError("--store s3 needs S3_ENDPOINT or AWS_ENDPOINT_URL (source "
-                             "shared/testing/s3-moto.sh for a local moto server)")
+                             "tests/s3-moto.sh for a local moto server)")
         self.s3 = S3(endpoint)
         run_id = f"{label}-{uuid.uuid4().hex[:10]}"
         self.own_bucket = s3_bucket is None

@@ -12,12 +12,18 @@ Checks, each failing with the exact key / metric / message that is missing and w
    `StoreError::fatal/transient(...)` appears in "## Troubleshooting" (placeholders such as `{e}`
    may be written as anything, e.g. ERROR, on the same line).
 
+And one check on the whole repository (`RepositoryStandsAlone`): no tracked file refers to the
+folder that sat beside the checkout during development (its name is assembled in
+OUTSIDE_REFERENCES, so this file does not match itself). A clone has nothing beside it: tests,
+tools and docs name only paths inside the repository.
+
 Standard library only (Python 3.11+ for tomllib). Run from anywhere:
     python3 -m unittest tests/docs_test.py
 """
 
 import json
 import re
+import subprocess
 import tomllib
 import unittest
 from pathlib import Path
@@ -375,6 +381,51 @@ class MessagesDocumented(unittest.TestCase):
             self.assertIn(code, codes, f"exit code {code} missing from '### Exit codes' in {DOC_NAME}")
 
 
+# Built from parts so that this file does not contain what it looks for.
+_OUTSIDE = "sha" + "red"
+OUTSIDE_REFERENCES = (
+    [f"../{_OUTSIDE}"]
+    + [f"{_OUTSIDE}/{name}" for name in ("fixtures", "seed", "testing", "hooks", "DESIGN.md", "CONTRACT.md")]
+    # the folder as a path component in code: os.path.join(..., "<name>", "fixtures")
+    + [f'"{_OUTSIDE}",', f"'{_OUTSIDE}',"]
+)
+
+
+def outside_references(text):
+    """(line number, line) of every line of `text` that names one of OUTSIDE_REFERENCES."""
+    return [
+        (n, line.strip())
+        for n, line in enumerate(text.splitlines(), 1)
+        if any(ref in line for ref in OUTSIDE_REFERENCES)
+    ]
+
+
+def tracked_files():
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout
+    return [ROOT / p for p in out.decode("utf-8").split("\0") if p]
+
+
+class RepositoryStandsAlone(unittest.TestCase):
+    def test_no_tracked_file_refers_outside_the_repository(self):
+        problems = []
+        for path in tracked_files():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # deleted in the work tree, not yet committed
+                continue
+            if b"\0" in data:  # binary
+                continue
+            text = data.decode("utf-8", errors="replace")
+            for n, line in outside_references(text):
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{n}: refers to a folder beside the checkout, which a "
+                    f"clone does not have; use a path inside the repository: {line[:160]}"
+                )
+        fail_listing(self, problems)
+
+
 class ExtractionSelfTest(unittest.TestCase):
     """The extractors on tricky inputs, so a pass above means something."""
 
@@ -396,6 +447,14 @@ class ExtractionSelfTest(unittest.TestCase):
         self.assertEqual(fragments(msg), ["cannot listen on ", " (http_listen): "])
         self.assertTrue(documented(msg, "| `cannot listen on ADDR (http_listen): ERROR` |"))
         self.assertFalse(documented(msg, "cannot listen on\n(http_listen): "))
+
+    def test_outside_references(self):
+        parent = "../" + "sha" + "red"
+        text = f"ok line\nsee `{parent}/seed/x.md`\nbash -c 'source {parent[3:]}/testing/s3.sh'\n"
+        self.assertEqual([n for n, _ in outside_references(text)], [2, 3])
+        joined = 'os.path.join(up, "' + "sha" + 'red", "fixtures", "k8s")'
+        self.assertEqual(len(outside_references(joined)), 1)
+        self.assertEqual(outside_references("a shared/ cache\nshared_state = 1\n"), [])
 
     def test_escapes(self):
         self.assertEqual(leading_literal(r'format!("a \"b\" \

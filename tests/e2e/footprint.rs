@@ -1,5 +1,5 @@
 //! Footprints end to end: a node's cgroup v2 tree (systemd and cgroupfs drivers) and pods tree
-//! for the seed study's Jobs → `jobarchive agent --kube off` (drain, and the long-running agent
+//! for the Jobs of examples/jobs/ → `jobarchive agent --kube off` (drain, and the long-running agent
 //! with a short sample interval) → `jobarchive report` as JSON, table, CSV and SVG plot.
 
 use jobarchive_e2e::*;

@@ -2,11 +2,12 @@
 """Builds tests/k8s_api/scenarios/*.json from the recorded API objects.
 
 The scenarios are committed; this script documents how each object was
-derived and regenerates them: recorded objects (shared/fixtures/k8s,
+derived and regenerates them: recorded objects (tests/fixtures/k8s,
 kube-apiserver v1.24) lose their managedFields and gain the fields a current
 cluster sets (README.md lists them), and objects the recording lacks (the
-seed study's six-attempt Job, invalid-secret, over-provisioned, a
-backoffLimitPerIndex Job) are built from recorded objects of the same shape.
+example Jobs of examples/jobs/: six-attempt exit-nonzero, invalid-secret,
+over-provisioned; a backoffLimitPerIndex Job) are built from recorded objects
+of the same shape.
 Every synthesized uid/name/container ID is derived from a fixed seed, so
 reruns produce identical files.
 
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_FIXTURES = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "k8s")
+DEFAULT_FIXTURES = os.path.join(REPO, "tests", "fixtures", "k8s")
 OUT = os.path.join(HERE, "scenarios")
 
 JOB_NAME = "batch.kubernetes.io/job-name"
@@ -257,11 +258,11 @@ def node(fx):
 
 def seed_exit_nonzero(fx):
     job = modernize_job(fx.job("exit-nonzero"))
-    # The seed study ran with the default backoffLimit 6 (the capture used 2).
+    # examples/jobs/exit-nonzero.yaml has backoffLimit 6, the default (the capture used 2).
     job["spec"]["backoffLimit"] = 6
     template = fx.pod("exit-nonzero-94945")
     t0 = job["metadata"]["creationTimestamp"]
-    names = ["szsld", "nq9nb", "bg2hf", "9mggl", "lklmw", "txl6b"]  # the seed's events
+    names = ["szsld", "nq9nb", "bg2hf", "9mggl", "lklmw", "txl6b"]  # as in jobarchive demo
     pods, created = [], 0
     for i, suffix in enumerate(names):
         name = f"exit-nonzero-{suffix}"
@@ -281,7 +282,8 @@ def seed_exit_nonzero(fx):
 
 
 def seed_job(fx, name, image, command, memory, created, env=None):
-    """A Job shaped like the recorded exit-nonzero Job, with the seed's spec."""
+    """A Job shaped like the recorded exit-nonzero Job, standing for one of examples/jobs/
+    (same name, image and memory request; the command of the run the demo replays)."""
     job = fx.job("exit-nonzero")
     meta = job["metadata"]
     uid = fake_uid("job/" + name)

@@ -4,7 +4,7 @@
 Serves the part of the Kubernetes REST API the agent uses (pods, nodes, jobs,
 cronjobs, events: get, list, watch; discovery; /version) from an in-memory
 store loaded from a scenario file, speaking the same JSON a real
-kube-apiserver does (recorded v1.24 objects in shared/fixtures/k8s were the
+kube-apiserver does (recorded v1.24 objects in tests/fixtures/k8s were the
 reference).  Tests change the cluster through control endpoints under
 /_test/ and read back which API requests the agent made.
 

@@ -1,4 +1,4 @@
-//! `jobarchive demo`: the seed study's three Jobs as a kubelet would leave them in
+//! `jobarchive demo`: the three example Jobs of examples/jobs/ as a kubelet would leave them in
 //! /var/log/pods, archived into a local store, then listed and fetched back.
 
 use super::fetch::{FetchArgs, Format};
@@ -35,7 +35,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
     let store = std::path::absolute(&args.store)
         .map_err(|e| CliError::usage(format!("bad --store: {e}")))?;
     eprintln!(
-        "1/3 writing the pods of the seed study's Jobs (as the kubelet leaves them) into {}",
+        "1/3 writing the pods of the Jobs in examples/jobs/ (as the kubelet leaves them) into {}",
         pods_dir.display()
     );
     write_seed_pods(&pods_dir).map_err(|e| {
@@ -118,8 +118,9 @@ struct DemoPod<'a> {
     lines: Vec<(i64, &'a str, String)>,
 }
 
-/// exit-nonzero: six attempts, each ~30 s then exit 1, with the Job controller's growing back-off;
-/// invalid-secret: a pod whose container never started; over-provisioned: stress output.
+/// The pods of examples/jobs/. exit-nonzero: six attempts, each ~30 s then exit 1, with the Job
+/// controller's growing back-off; invalid-secret: a pod whose container never started;
+/// over-provisioned: stress output.
 pub fn write_seed_pods(dir: &Path) -> std::io::Result<()> {
     let mut pods = Vec::new();
     let mut start = T0;

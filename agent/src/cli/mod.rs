@@ -39,7 +39,7 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Audit the archive: every manifest against the objects it lists, and objects no manifest lists
     Verify(verify::VerifyArgs),
-    /// Demonstrate on generated pods of the seed study's three Jobs, with a local store
+    /// Demonstrate on generated pods of the three Jobs in examples/jobs/, with a local store
     Demo(demo::DemoArgs),
 }
 

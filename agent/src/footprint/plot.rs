@@ -1,6 +1,6 @@
 //! `report --plot FILE.svg`: memory over time for every attempt on one shared time axis, so the
 //! back-off gaps between attempts show, with each attempt's memory request drawn as a plateau
-//! while the attempt holds it (like the request graphs of the seed study) and its limit, if any.
+//! while the attempt holds it (what the scheduler reserves, not what it uses) and its limit, if any.
 
 use std::fmt::Display;
 use std::path::Path;

@@ -905,7 +905,7 @@ fn csv_quote(cell: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod seeds {
-    //! The seed study's three Jobs, replayed through trackers against fake cgroup trees.
+    //! The three Jobs of examples/jobs/, replayed through trackers against fake cgroup trees.
 
     use super::super::testutil::*;
     use super::super::{format_unix, AttemptTracker, Footprint, PodCgroups};

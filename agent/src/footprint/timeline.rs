@@ -655,12 +655,12 @@ mod tests {
 
     #[test]
     fn reads_the_captured_pods() {
-        // shared/ sits beside the repository checkout, on a developer's machine as in CI.
+        // A pod list recorded from a real API server (tests/fixtures/k8s/README.md).
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/k8s/podlist-node-1-final.json"
+            "/../tests/fixtures/k8s/podlist-node-1-final.json"
         );
-        let text = std::fs::read_to_string(path).expect("shared/fixtures beside the checkout");
+        let text = std::fs::read_to_string(path).expect("tests/fixtures/k8s in the repository");
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
         let pods: Vec<Pod> = list["items"]
             .as_array()
