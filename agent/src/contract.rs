@@ -309,6 +309,11 @@ impl Manifest {
 }
 
 impl ContainerManifest {
+    /// Log records (lines) of this container and restart that landed.
+    pub fn record_count(&self) -> u64 {
+        self.objects.iter().map(|o| o.records).sum()
+    }
+
     /// Account for one committed batch, in stream order: its object if it had records, and the
     /// bytes between what was accounted for so far and where it starts (or, without records,
     /// where the stream's checkpoint now is) as skipped.
