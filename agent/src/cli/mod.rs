@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod demo;
+pub mod demo_cluster;
 pub mod describe;
 pub mod fetch;
 pub mod ls;
