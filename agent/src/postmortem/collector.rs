@@ -529,7 +529,7 @@ async fn write_pod_events(
         store,
         &p.key,
         Bytes::from(gz),
-        Content::GzipNdjson,
+        Content::GzipNdjsonDocument,
         retries,
     )
     .await?;

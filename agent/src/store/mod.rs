@@ -56,7 +56,10 @@ pub struct ObjectInfo {
 /// What an object holds, for its Content-Type and Content-Encoding.
 #[derive(Clone, Copy, Debug)]
 pub enum Content {
+    /// A log object, written once: `store.storage_class` applies.
     GzipNdjson,
+    /// Gzip NDJSON rewritten as it grows (an attempt's Events): STANDARD, like the documents.
+    GzipNdjsonDocument,
     Json,
 }
 
