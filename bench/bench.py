@@ -1127,7 +1127,7 @@ def bench_lag(args: argparse.Namespace) -> dict:
 # Cost benchmark: what one steady pod costs the store
 # ---------------------------------------------------------------------------------------------
 
-PUT_CLASSES = ("logs", "manifests", "footprints", "other")
+PUT_CLASSES = ("logs", "manifests", "footprints", "events", "jobs", "other")
 
 
 def put_counts(url: str) -> dict:
@@ -1218,7 +1218,7 @@ def bench_cost(args: argparse.Namespace) -> dict:
         stop_agent(proc)
         proc = None
         log_bytes = puts["logs"][1]
-        overhead = puts["manifests"][1] + puts["footprints"][1]
+        overhead = sum(puts[c][1] for c in PUT_CLASSES if c != "logs")
         r = {"binary": args.binary, "seconds": args.cost_seconds, "rate_b_s": args.cost_rate,
              "lines": lines, "bytes_written": written, "fetchable_after_quiet_s": fetchable,
              "puts": {c: puts[c][0] for c in PUT_CLASSES},

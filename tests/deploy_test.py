@@ -391,7 +391,7 @@ def test_every_namespaced_object_is_in_the_jobarchive_namespace(target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_cluster_role_is_exactly_read_only_pods_and_jobs(target):
+def test_cluster_role_is_exactly_read_only_pods_jobs_and_events(target):
     role = one(target, "ClusterRole", "jobarchive")
     granted = set()
     for rule in role["rules"]:
@@ -400,8 +400,10 @@ def test_cluster_role_is_exactly_read_only_pods_and_jobs(target):
             for r in rule["resources"]:
                 for v in rule["verbs"]:
                     granted.add((g, r, v))
+    # Events: list only (by involvedObject uid, in one namespace); no watch, no get.
     assert granted == {
         ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+        ("", "events", "list"),
         ("batch", "jobs", "get"),
     }
     assert not objects(target, "Role") and not objects(target, "RoleBinding")
@@ -478,9 +480,12 @@ def test_agent_iam_policy_is_least_privilege():
     res, cond = grants("iam-policy.json")
     assert set(res) == AGENT_ACTIONS
     assert res["s3:PutObject"] == {f"arn:aws:s3:::{bucket}/{prefix}/*"}
+    # Only the documents it merges with what it writes: never the logs.
     assert res["s3:GetObject"] == {
         f"arn:aws:s3:::{bucket}/{prefix}/manifests/*",
         f"arn:aws:s3:::{bucket}/{prefix}/footprints/*",
+        f"arn:aws:s3:::{bucket}/{prefix}/events/*",
+        f"arn:aws:s3:::{bucket}/{prefix}/jobs/*",
     }
     assert res["s3:ListBucket"] == {f"arn:aws:s3:::{bucket}"}
     assert_list_restricted_to_prefix(cond, bucket, prefix, "iam-policy.json")

@@ -61,6 +61,29 @@ impl KubeApi {
         c
     }
 
+    /// `jobarchive agent --kube=on` on a node called `node_name`.
+    pub fn agent_as(&self, node: &Node, node_name: &str) -> Command {
+        let mut c = node.agent_kube_as("on", node_name);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        c
+    }
+
+    /// The Events a cluster holds for `scenario`'s objects (k8s_api/events/, made by
+    /// make_events.py), as a List the server's /_test/apply takes.
+    pub fn events_of(scenario: &str) -> Value {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("k8s_api/events/{scenario}.json"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("events list")
+    }
+
+    /// Serves the Events of `scenario` from now on.
+    pub fn apply_events(&self, scenario: &str) {
+        self.post("/_test/apply", &Self::events_of(scenario));
+    }
+
     pub fn get(&self, path: &str) -> Value {
         self.request("GET", path, None)
     }

@@ -150,10 +150,15 @@ impl Node {
 
     /// `jobarchive agent --kube=MODE` with this node's dirs and store.
     pub fn agent_kube(&self, mode: &str) -> Command {
+        self.agent_kube_as(mode, "node-1")
+    }
+
+    /// The same, for an agent that calls its node `node_name`.
+    pub fn agent_kube_as(&self, mode: &str, node_name: &str) -> Command {
         let mut c = jobarchive();
         c.arg("agent")
             .arg(format!("--kube={mode}"))
-            .arg("--node-name=node-1")
+            .arg(format!("--node-name={node_name}"))
             .arg("--log-dir")
             .arg(self.log_dir())
             .arg("--state-dir")

@@ -150,7 +150,7 @@ pub fn render_metrics(m: &Metrics) -> String {
         0 => 0.0,
         t => now_ms().saturating_sub(t) as f64 / 1000.0,
     };
-    let rows: [(&str, &str, &str, f64); 19] = [
+    let rows: [(&str, &str, &str, f64); 23] = [
         (
             "jobarchive_read_bytes_total",
             "counter",
@@ -216,6 +216,30 @@ pub fn render_metrics(m: &Metrics) -> String {
             "counter",
             "Footprint writes that failed (retried on the next pass).",
             m.footprint_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_events_written_total",
+            "counter",
+            "Objects of attempts' Kubernetes Events written to the store (only when the set changed).",
+            m.events_written.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_job_records_written_total",
+            "counter",
+            "Job records written to the store (only when the merged record changed).",
+            m.job_records_written.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_postmortem_api_requests_total",
+            "counter",
+            "Kubernetes API requests for post-mortem records (Event lists, Job reads).",
+            m.postmortem_requests.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_postmortem_errors_total",
+            "counter",
+            "Failed API requests and store writes of post-mortem records (retried).",
+            m.postmortem_errors.load(Relaxed) as f64,
         ),
         (
             "jobarchive_files_open",

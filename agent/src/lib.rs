@@ -3,7 +3,8 @@
 //! The data path, one module per stage:
 //! `discover` → `tail` → `parse` → `meta` (enrich) → `encode` + `batch` → `compress` → `store`
 //! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
-//! `read` (with `inflate` and `decode`), `verify` and `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//! `postmortem` (Events and Job records) with it; `read` (with `inflate` and `decode`), `verify` and
+//! `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
 
 pub mod batch;
 pub mod checkpoint;
@@ -23,6 +24,7 @@ pub mod inflate;
 pub mod meta;
 pub mod parse;
 pub mod pipeline;
+pub mod postmortem;
 pub mod read;
 pub mod store;
 pub mod tail;

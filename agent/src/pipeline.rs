@@ -58,6 +58,12 @@ pub struct Metrics {
     pub heartbeat_unix_ms: AtomicU64,
     pub footprints_written: AtomicU64,
     pub footprint_errors: AtomicU64,
+    /// Post-mortem records: attempts' Events objects and Job records written, Kubernetes API
+    /// requests made for them, and failures (API or store).
+    pub events_written: AtomicU64,
+    pub job_records_written: AtomicU64,
+    pub postmortem_requests: AtomicU64,
+    pub postmortem_errors: AtomicU64,
 }
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
@@ -281,14 +287,16 @@ impl RunSummary {
     pub fn line(&self) -> String {
         let m = &self.metrics;
         format!(
-            "read {} bytes ({} lines, {} malformed); shipped {} records in {} objects ({} bytes compressed); wrote {} footprints",
+            "read {} bytes ({} lines, {} malformed); shipped {} records in {} objects ({} bytes compressed); wrote {} footprints, {} Events objects and {} Job records",
             m.bytes_read.load(Relaxed),
             m.lines_read.load(Relaxed),
             m.parse_errors.load(Relaxed),
             m.records_shipped.load(Relaxed),
             m.objects_shipped.load(Relaxed),
             m.bytes_shipped.load(Relaxed),
-            m.footprints_written.load(Relaxed)
+            m.footprints_written.load(Relaxed),
+            m.events_written.load(Relaxed),
+            m.job_records_written.load(Relaxed),
         )
     }
 }

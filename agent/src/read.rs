@@ -1,9 +1,14 @@
-//! The reading side shared by `fetch`, `ls`, `report` and `verify`: find a job's runs from the
-//! manifests, list its log objects in contract order, stream their records with bounded
-//! parallelism, each record at most once, and load footprint documents.
+//! The reading side shared by `fetch`, `ls`, `report`, `describe` and `verify`: find a job's runs
+//! from the manifests, list its log objects in contract order, stream their records with bounded
+//! parallelism, each record at most once, and load footprint documents, Job records and
+//! attempts' Events.
 
-use crate::contract::{decode_part, listing_prefix, LogKey, Manifest, ObjectEntry, PartLine};
+use crate::contract::{
+    decode_part, listing_prefix, KeyParts, LogKey, Manifest, ObjectEntry, PartLine,
+};
 use crate::footprint::Footprint;
+use crate::postmortem::describe::AttemptEvents;
+use crate::postmortem::{EventSet, JobRecord};
 use crate::store::{Store, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
@@ -42,6 +47,50 @@ pub async fn manifests(
 /// Jobs of a CronJob), fetched with bounded parallelism.
 pub async fn footprints(store: &Store, prefix: &str) -> Result<Vec<Footprint>, StoreError> {
     json_documents(store, prefix).await
+}
+
+/// The records of every run of a Job (`jobs/…/job={job}/job_uid={uid}.json`).
+pub async fn job_records(
+    store: &Store,
+    cluster: &str,
+    ns: &str,
+    job: &str,
+) -> Result<Vec<JobRecord>, StoreError> {
+    json_documents(store, &listing_prefix("jobs", cluster, ns, Some(job))).await
+}
+
+/// Every attempt's Events under `prefix` (a job's or a run's folder of `events/`), in key
+/// order; an unreadable object is skipped with a warning.
+pub async fn attempt_events(store: &Store, prefix: &str) -> Result<Vec<AttemptEvents>, StoreError> {
+    let objects = store.list(prefix).await?;
+    stream::iter(objects)
+        .map(|o| async move {
+            let parts = KeyParts::parse(&o.key);
+            let pod = parts
+                .file
+                .strip_prefix("pod=")
+                .and_then(|f| f.strip_suffix(".ndjson.gz"));
+            let (Some(attempt), Some(pod)) = (parts.get_u64("attempt"), pod) else {
+                return Ok(None);
+            };
+            let Some(gz) = store.get(&o.key).await? else {
+                return Ok(None);
+            };
+            let mut body = Vec::new();
+            if let Err(e) = crate::inflate::gunzip(&gz, &mut body) {
+                tracing::warn!(key = %o.key, error = %e, "unreadable document skipped");
+                return Ok(None);
+            }
+            Ok::<_, StoreError>(Some(AttemptEvents {
+                attempt: attempt as u32,
+                pod: pod.to_string(),
+                events: EventSet::from_ndjson(&body).sorted(),
+            }))
+        })
+        .buffered(FETCH_PARALLELISM)
+        .try_filter_map(|d| async move { Ok(d) })
+        .try_collect()
+        .await
 }
 
 /// A one-line JSON document as found in the store: parsed, or why it could not be.

@@ -4,8 +4,14 @@
 failed and successful attempts and two long-running Jobs, runs `jobarchive agent` on it until
 every line has landed, deletes the pods that "ended" so the agent marks their manifests
 complete, stops the agent, then writes footprint objects by hand in the shape of CONTRACT §5
-(the agent in this build does not write them yet). The expected answers of the audit queries
-follow from the constants below.
+(those pods have no API objects to take requests and phases from). The expected answers of the
+audit queries follow from the constants below.
+
+Then the post-mortem part, in namespace `default`: for each of K8S_SCENARIOS, the Kubernetes
+test API server (tests/k8s_api/server.py) with that scenario and its Events
+(tests/k8s_api/events/), the scenario's Job pods' logs, and `jobarchive agent --drain --kube on`,
+which writes logs, manifests, footprints, the attempts' Events (`events/`) and the Jobs' records
+(`jobs/`) itself.
 
 Run alone to keep an archive to play with: python3 tests/audit/fixture.py OUT_DIR
 """
@@ -16,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -207,13 +214,86 @@ def write_footprints(store):
         path.write_text(json.dumps(doc))
 
 
+# ---------------------------------------------------------------- with the Kubernetes API
+
+K8S_API = ROOT / "tests" / "k8s_api"
+# The seed Job failing six times (BackoffLimitExceeded), and a CronJob's two failed Jobs, the
+# first of which was deleted by the history limit before its pod's log was shipped.
+K8S_SCENARIOS = ("seed-exit-nonzero", "cronjob")
+
+
+def k8s_pods():
+    """(scenario, pod object, its row of the scenario's expected table) of every Job pod."""
+    out = []
+    for name in K8S_SCENARIOS:
+        doc = json.loads((K8S_API / "scenarios" / f"{name}.json").read_text())
+        expected = {e["pod"]: e for e in doc["expected"]}
+        for o in doc["objects"]:
+            row = expected.get(o["metadata"]["name"]) if o["kind"] == "Pod" else None
+            if row and row["job"]:
+                out.append((name, o, row))
+    return out
+
+
+def k8s_lines(pod):
+    """The pod's one container's log: a line when it started, one when it exited."""
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    name = pod["metadata"]["name"]
+    parse = lambda t: datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return [
+        (parse(term["startedAt"]), "stdout", f"{name}: starting"),
+        (parse(term["finishedAt"]), "stderr", f"{name}: exiting with status {term['exitCode']}"),
+    ]
+
+
+def run_kube_agent(workdir, binary, store):
+    for scenario in K8S_SCENARIOS:
+        base = Path(workdir, "k8s", scenario)
+        log_dir, cgroup = base / "pods", base / "no-cgroup"
+        cgroup.mkdir(parents=True, exist_ok=True)
+        for name, pod, _ in k8s_pods():
+            if name != scenario:
+                continue
+            meta = pod["metadata"]
+            container = pod["spec"]["containers"][0]["name"]
+            path = Path(log_dir, f"{meta['namespace']}_{meta['name']}_{meta['uid']}", container, "0.log")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{rfc3339(t)} {s} F {m}\n" for t, s, m in k8s_lines(pod)))
+        kubeconfig = base / "kubeconfig.yaml"
+        server = subprocess.Popen(
+            [sys.executable, str(K8S_API / "server.py"), "--scenario", scenario, "--port", "0",
+             "--kubeconfig-out", str(kubeconfig), "--exit-on-stdin-eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        try:
+            port = int(server.stdout.readline().split()[1])
+            events = (K8S_API / "events" / f"{scenario}.json").read_bytes()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/_test/apply", data=events,
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=30).read()
+            env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+            env["KUBECONFIG"] = str(kubeconfig)
+            cmd = [str(binary), "agent", "--drain", "--kube", "on", "--node-name", "node-1",
+                   "--log-dir", str(log_dir), "--state-dir", str(base / "state"),
+                   "--store", str(store), "--cgroup-root", str(cgroup)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"agent --kube on exited {out.returncode}: {out.stderr}")
+        finally:
+            server.stdin.close()
+            server.wait(timeout=30)
+            server.stdout.close()
+
+
 def build(workdir, binary):
-    """Pods tree → agent → store `workdir/archive` (+ footprints). Returns the store path."""
+    """Pods tree → agent → store `workdir/archive` (+ footprints), then the post-mortem part.
+    Returns the store path."""
     workdir = Path(workdir)
     log_dir, store = workdir / "pods", workdir / "archive"
     write_pods(log_dir)
     run_agent(workdir, binary, store, log_dir)
     write_footprints(store)
+    run_kube_agent(workdir, binary, store)
     return store
 
 

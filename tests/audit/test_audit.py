@@ -39,6 +39,18 @@ def doc_blocks(engine):
 
 
 J25, J26, J27 = (fixture.cron_job(d) for d in (25, 26, 27))
+# The post-mortem part (namespace default, written with the Kubernetes API): pod, attempt, job.
+K8S = [(pod["metadata"]["name"], row["attempt"], row["job"]) for _, pod, row in fixture.k8s_pods()]
+K8S_RECORDS = sum(len(fixture.k8s_lines(pod)) for _, pod, _ in fixture.k8s_pods())
+
+
+def k8s_incomplete():
+    """Drained without seeing the pods' folders go, their streams stay open (as they would)."""
+    rows = []
+    for _, pod, row in fixture.k8s_pods():
+        container = pod["spec"]["containers"][0]["name"]
+        rows.append(("default", row["job"], row["attempt"], pod["metadata"]["name"], f"{container}/0"))
+    return sorted(rows, key=lambda r: (r[1], r[2]))
 
 # name -> (columns to compare, expected rows of those columns, in order)
 EXPECTED = {
@@ -57,7 +69,7 @@ EXPECTED = {
     ),
     "incomplete-attempts": (
         ["namespace", "job", "attempt", "pod", "open_streams"],
-        [
+        k8s_incomplete() + [
             ("ml", "etl-load", 1, "etl-load-q9z4w", "main/0"),
             ("ml", "train-model", 1, "train-model-x7k2p", "main/0, sidecar/0"),
         ],
@@ -72,7 +84,23 @@ EXPECTED = {
     ),
     "each-record-once": (
         ["records"],
-        [(sum(len(lines) for p in fixture.PODS for lines in p.containers.values()),)],
+        [(sum(len(lines) for p in fixture.PODS for lines in p.containers.values()) + K8S_RECORDS,)],
+    ),
+    "backoff-limit-exceeded": (
+        ["namespace", "job", "attempts", "last_line"],
+        [
+            ("default", "cron-fail-29929854", 1, "cron-fail-29929854-4mr6g: exiting with status 1"),
+            ("default", "cron-fail-29929855", 1, "cron-fail-29929855-64rlg: exiting with status 1"),
+            ("default", "exit-nonzero", 6, "exit-nonzero-txl6b: exiting with status 1"),
+        ],
+    ),
+    "jobs-known-from-events": (
+        ["namespace", "job", "cronjob", "reason", "known_from"],
+        [("default", "cron-fail-29929854", "cron-fail", "BackoffLimitExceeded", "events")],
+    ),
+    "slow-starts": (
+        ["namespace", "job", "attempt", "pod"],
+        sorted(("default", job, attempt, pod) for pod, attempt, job in K8S if job == "exit-nonzero"),
     ),
 }
 
@@ -110,8 +138,13 @@ class DuckDBQueriesOfTheDoc(unittest.TestCase):
         self.assertEqual(names, set(EXPECTED))
 
     def test_the_views_read_every_object(self):
-        records = sum(len(lines) for p in fixture.PODS for lines in p.containers.values())
-        for view, rows in [("logs", records), ("manifests", len(fixture.PODS)), ("footprints", len(fixture.PODS))]:
+        records = sum(len(lines) for p in fixture.PODS for lines in p.containers.values()) + K8S_RECORDS
+        attempts = len(fixture.PODS) + len(K8S)
+        # Four Events per attempt of the post-mortem part (Scheduled, Pulled, Created, Started);
+        # one record per Job: exit-nonzero and the two of cron-fail.
+        views = [("logs", records), ("manifests", attempts), ("footprints", attempts),
+                 ("events", 4 * len(K8S)), ("jobs", 3)]
+        for view, rows in views:
             with self.subTest(view=view):
                 self.assertEqual(self.con.sql(f"SELECT count(*) FROM {view}").fetchone()[0], rows)
 
@@ -139,6 +172,29 @@ def partition_values(key):
 
 def table_properties(sql):
     return dict(re.findall(r"'([\w.]+)'\s*=\s*'([^']*)'", sql))
+
+
+class PostMortemRecords(unittest.TestCase):
+    """What the agent wrote with the Kubernetes API, as the views read it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.store = Archive.get()
+        cls.con = connect(cls.store)
+
+    def test_the_job_record_columns(self):
+        row = self.con.sql(
+            "SELECT source, condition.type, spec.backoff_limit, status.failed, len(events), "
+            "spec.containers[1].requests['memory'] "
+            "FROM jobs WHERE job = 'exit-nonzero'"
+        ).fetchone()
+        self.assertEqual(row, ("api", "Failed", 6, 6, 7, "1Gi"))
+
+    def test_events_carry_the_attempt_partitions(self):
+        rows = self.con.sql(
+            "SELECT DISTINCT attempt, object_name FROM events WHERE job = 'exit-nonzero' ORDER BY 1"
+        ).fetchall()
+        self.assertEqual(rows, sorted((a, p) for p, a, j in K8S if j == "exit-nonzero"))
 
 
 class AthenaAndTrinoTables(unittest.TestCase):

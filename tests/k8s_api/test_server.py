@@ -601,6 +601,38 @@ class ScenarioFilesTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
 
+class EventsTest(unittest.TestCase):
+    """The Events of k8s_api/events/ (what a cluster holds for each scenario), served as the
+    agent asks for them: a pod's or a Job's, by involvedObject.uid, in its namespace."""
+
+    def test_events_files_are_reproducible(self):
+        out = subprocess.run([sys.executable, os.path.join(HERE, "make_events.py"), "--check"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_events_of_one_object_by_uid(self):
+        srv = Server("seed-exit-nonzero")
+        try:
+            with open(os.path.join(HERE, "events", "seed-exit-nonzero.json"), encoding="utf-8") as f:
+                status, _ = srv.control("POST", "apply", json.load(f))
+            self.assertIn(status, (200, 201))
+            pod = next(o for o in load_scenario("seed-exit-nonzero")["objects"] if o["kind"] == "Pod")
+            status, body = srv.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.uid%3D"
+                                   + pod["metadata"]["uid"])
+            self.assertEqual(status, 200)
+            self.assertEqual(body["kind"], "EventList")
+            self.assertEqual(sorted(e["reason"] for e in body["items"]),
+                             ["Created", "Pulled", "Scheduled", "Started"])
+            self.assertTrue(all(e["involvedObject"]["uid"] == pod["metadata"]["uid"] for e in body["items"]))
+            job_uid = pod["metadata"]["ownerReferences"][0]["uid"]
+            status, body = srv.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.uid%3D" + job_uid)
+            self.assertEqual(len(body["items"]), 7)
+            status, body = srv.get("/api/v1/namespaces/other/events?fieldSelector=involvedObject.uid%3D" + job_uid)
+            self.assertEqual(body["items"], [])
+        finally:
+            srv.stop()
+
+
 class LifecycleTest(unittest.TestCase):
     def test_sigterm_with_open_watch(self):
         srv = Server("bare-pod")

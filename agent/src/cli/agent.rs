@@ -136,7 +136,8 @@ fn sources(kube: Option<Arc<KubeSource>>) -> Sources {
     match kube {
         Some(src) => Sources {
             metadata: Some(src.clone()),
-            pods: Some(src),
+            pods: Some(src.clone()),
+            records: Some(src),
         },
         None => Sources::default(),
     }

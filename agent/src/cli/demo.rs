@@ -1,14 +1,30 @@
-//! `jobarchive demo`: the three example Jobs of examples/jobs/ as a kubelet would leave them in
-//! /var/log/pods, archived into a local store, then listed and fetched back.
+//! `jobarchive demo`: the three example Jobs of `examples/jobs/`, archived into a local store
+//! and read back.
+//!
+//! The logs are written as a kubelet would leave them in /var/log/pods and shipped by the
+//! agent's real pipeline (`--drain`). What a node's agent would see besides the logs (pod
+//! objects, Jobs and Events from the Kubernetes API, cgroup v2 readings) is simulated
+//! (`demo_cluster`, every object labelled so) over a quarter of an hour of simulated time,
+//! and recorded by the agent's real footprint recorder and post-mortem collector, pass by pass.
+//! Then `ls`, `fetch`, `describe` and `report` show what the archive answers.
 
+use super::demo_cluster::{DemoCluster, END, NODE, NS, T0};
+use super::describe::{DescribeArgs, Format as DescribeFormat};
 use super::fetch::{FetchArgs, Format};
 use super::ls::LsArgs;
+use super::report::{Format as ReportFormat, ReportArgs};
 use super::StoreArgs;
 use crate::config::{Config, KubeMode};
 use crate::error::{CliError, CliResult};
+use crate::footprint::report::{fmt_bytes, fmt_duration, DEFAULT_HEADROOM_PERCENT};
+use crate::footprint::Recorder;
+use crate::meta::{Identities, Sources};
+use crate::pipeline::Metrics;
+use crate::postmortem::describe::Description;
+use crate::store::Store;
 use clap::Args;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -19,11 +35,12 @@ pub struct DemoArgs {
     /// Keep the generated pods tree in this folder (default: a temporary folder, removed after)
     #[arg(long, value_name = "DIR")]
     pub pods_dir: Option<PathBuf>,
+    /// Where the `report --plot` SVGs of the three Jobs go
+    #[arg(long, default_value = "jobarchive-demo-plots", value_name = "DIR")]
+    pub plots: PathBuf,
 }
 
-/// 2026-11-27T14:00:00Z: a fixed start, so the demo archive is the same on every run.
-const T0: i64 = 1_795_788_000;
-const NS: &str = "default";
+const JOBS: [&str; 3] = ["exit-nonzero", "invalid-secret", "over-provisioned"];
 
 pub async fn run(args: DemoArgs) -> CliResult<()> {
     let tmp = tempfile::tempdir()
@@ -34,11 +51,12 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         .unwrap_or_else(|| tmp.path().join("pods"));
     let store = std::path::absolute(&args.store)
         .map_err(|e| CliError::usage(format!("bad --store: {e}")))?;
+    let cluster = Arc::new(DemoCluster::seed());
     eprintln!(
-        "1/3 writing the pods of the Jobs in examples/jobs/ (as the kubelet leaves them) into {}",
+        "1/4 writing the pods of the Jobs in examples/jobs/ (their logs, as the kubelet leaves them) into {}",
         pods_dir.display()
     );
-    write_seed_pods(&pods_dir).map_err(|e| {
+    cluster.write_logs(&pods_dir).map_err(|e| {
         CliError::usage(format!(
             "cannot write demo pods into {}: {e}",
             pods_dir.display()
@@ -46,7 +64,14 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
     })?;
 
     eprintln!(
-        "2/3 archiving them: jobarchive agent --drain --kube off --log-dir {} --store {}",
+        "2/4 recording 15 simulated minutes of the three Jobs with the agent's footprint recorder:\n    \
+         pod objects, Jobs, Events and cgroup v2 readings are SIMULATED (labelled jobarchive.demo/simulated)"
+    );
+    let recorded = record(&cluster, &pods_dir, &store, tmp.path()).await?;
+    eprintln!("    {recorded}");
+
+    eprintln!(
+        "3/4 archiving the logs: jobarchive agent --drain --log-dir {} --store {}",
         pods_dir.display(),
         store.display()
     );
@@ -58,14 +83,12 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
     };
     cfg.allowed_roots = vec![pods_dir.clone()];
     cfg.store.url = store.display().to_string();
-    let summary = crate::pipeline::run(
-        cfg,
-        "demo-node".into(),
-        true,
-        Arc::default(),
-        crate::meta::Sources::default(),
-    )
-    .await?;
+    // Job, Job uid and attempt from the simulated API, as the agent would have them.
+    let sources = Sources {
+        metadata: Some(cluster.clone()),
+        ..Sources::default()
+    };
+    let summary = crate::pipeline::run(cfg, NODE.into(), true, Arc::default(), sources).await?;
     eprintln!("    {}", summary.line());
 
     let store_args = StoreArgs {
@@ -73,21 +96,16 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         cluster: "default".into(),
         namespace: NS.into(),
     };
-    eprintln!(
-        "3/3 reading the archive back\n\n$ jobarchive ls --store {}",
-        store.display()
-    );
+    let at = format!("--store {}", store.display());
+    eprintln!("4/4 reading the archive back\n\n$ jobarchive ls {at}");
     super::ls::run(LsArgs {
         store: store_args.clone(),
     })
     .await?;
-    eprintln!(
-        "\n$ jobarchive fetch exit-nonzero --prefix --store {}",
-        store.display()
-    );
-    let fetch = FetchArgs {
+    eprintln!("\n$ jobarchive fetch exit-nonzero --prefix {at}");
+    super::fetch::run(FetchArgs {
         job: "exit-nonzero".into(),
-        store: store_args,
+        store: store_args.clone(),
         attempt: None,
         container: None,
         job_uid: None,
@@ -97,147 +115,165 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         since: None,
         until: None,
         follow: false,
-    };
-    super::fetch::run(fetch).await?;
+    })
+    .await?;
+
+    let mut described = Vec::new();
+    for job in JOBS {
+        eprintln!("\n$ jobarchive describe {job} {at}");
+        let args = DescribeArgs {
+            job: job.into(),
+            store: store_args.clone(),
+            job_uid: None,
+            format: DescribeFormat::Text,
+        };
+        let d = super::describe::load(&args).await?;
+        print!("{}", d.to_text());
+        described.push(d);
+    }
+    std::fs::create_dir_all(&args.plots).map_err(|e| {
+        CliError::usage(format!(
+            "cannot create the plots folder {}: {e}",
+            args.plots.display()
+        ))
+    })?;
+    for job in JOBS {
+        let plot = args.plots.join(format!("{job}.svg"));
+        eprintln!("\n$ jobarchive report {job} --plot {} {at}", plot.display());
+        super::report::run(ReportArgs {
+            job: Some(job.into()),
+            store: store_args.clone(),
+            cronjob: None,
+            job_uid: None,
+            format: ReportFormat::Table,
+            plot: Some(plot),
+            headroom: DEFAULT_HEADROOM_PERCENT,
+        })
+        .await?;
+    }
+    let over =
+        super::report::load(&store_args, "over-provisioned", DEFAULT_HEADROOM_PERCENT).await?;
     eprintln!(
-        "\nAll six attempts of exit-nonzero are archived, although a Job's retries are separate pods that vanish with it.\n\
-         invalid-secret has no log: its container never started (CreateContainerConfigError).\n\
-         The archive is plain files under {}: gzip NDJSON under logs/, per-attempt manifests under manifests/.\n\
-         Next: jobarchive fetch over-provisioned --timestamps --store {0}\n      \
-         jobarchive fetch exit-nonzero --attempt last --format jsonl --store {0}",
-        store.display()
+        "\nThe three answers, from the archive alone (the Jobs, pods and Events could be gone):\n{}\
+         The archive is plain files under {}: logs/, manifests/, footprints/, events/ and jobs/ (docs/audit.md).\n\
+         Memory over time per attempt, with the request as a line: {}/{{{}}}.svg",
+        answers(&described, &over),
+        store.display(),
+        args.plots.display(),
+        JOBS.join(",")
     );
     Ok(())
 }
 
-struct DemoPod<'a> {
-    job: &'a str,
-    suffix: &'a str,
-    uid: String,
-    start: i64,
-    lines: Vec<(i64, &'a str, String)>,
-}
-
-/// The pods of examples/jobs/. exit-nonzero: six attempts, each ~30 s then exit 1, with the Job
-/// controller's growing back-off; invalid-secret: a pod whose container never started;
-/// over-provisioned: stress output.
-pub fn write_seed_pods(dir: &Path) -> std::io::Result<()> {
-    let mut pods = Vec::new();
-    let mut start = T0;
-    for (i, suffix) in ["szsld", "nq9nb", "bg2hf", "9mggl", "lklmw", "txl6b"]
-        .iter()
-        .enumerate()
-    {
-        let attempt = i + 1;
-        let lines = vec![
-            (
-                0,
-                "stdout",
-                format!("exit-nonzero: attempt {attempt} starting, pid 1"),
-            ),
-            (
-                1,
-                "stdout",
-                "loading batch input from /data/input.csv".to_string(),
-            ),
-            (
-                12,
-                "stdout",
-                format!("processed {} of 5000 rows", 1200 + 100 * attempt),
-            ),
-            (
-                29,
-                "stderr",
-                "error: upstream returned 503 Service Unavailable".to_string(),
-            ),
-            (30, "stderr", "exiting with status 1".to_string()),
-        ];
-        pods.push(DemoPod {
-            job: "exit-nonzero",
-            suffix,
-            uid: demo_uid(attempt as u32),
-            start,
-            lines,
-        });
-        start += 30 + (10 << i);
-    }
-    let stress = vec![
-        (
-            0,
-            "stdout",
-            "stress: info: [1] dispatching hogs: 0 cpu, 0 io, 1 vm, 0 hdd".to_string(),
-        ),
-        (
-            1,
-            "stdout",
-            "stress: dbug: [1] using backoff sleep of 3000us".to_string(),
-        ),
-        (
-            1,
-            "stdout",
-            "stress: dbug: [7] allocating 1073741824 bytes ...".to_string(),
-        ),
-        (
-            2,
-            "stdout",
-            "stress: dbug: [7] touching bytes in strides of 4096 bytes ...".to_string(),
-        ),
-        // A 40 KiB line: the runtime writes it as partial chunks; the archive joins them again.
-        (
-            3,
-            "stdout",
-            format!(
-                "stress: dbug: [7] page map: {}",
-                "0x7f3a2c000000-rw ".repeat(2300)
-            ),
-        ),
-    ];
-    pods.push(DemoPod {
-        job: "over-provisioned",
-        suffix: "k7d2x",
-        uid: demo_uid(20),
-        start: T0 + 60,
-        lines: stress,
-    });
-    for p in &pods {
-        write_pod(dir, p)?;
-    }
-    // The container never starts, so the kubelet made the pod folder and nothing in it.
-    std::fs::create_dir_all(dir.join(format!("{NS}_invalid-secret-5st25_{}", demo_uid(10))))
-}
-
-fn demo_uid(n: u32) -> String {
-    format!("0b5e7a4c-1d2f-4e3a-9c8b-{n:012}")
-}
-
-fn write_pod(dir: &Path, p: &DemoPod<'_>) -> std::io::Result<()> {
-    let container = dir
-        .join(format!("{NS}_{}-{}_{}", p.job, p.suffix, p.uid))
-        .join(p.job);
-    std::fs::create_dir_all(&container)?;
-    let mut text = String::new();
-    for (i, (at, stream, msg)) in p.lines.iter().enumerate() {
-        let ts = rfc3339(p.start + at, i as u32 * 1_000_117);
-        // containerd splits lines longer than 16 KiB into P chunks ended by an F chunk.
-        let chunks: Vec<&str> = msg
-            .as_bytes()
-            .chunks(16 * 1024)
-            .map(|c| std::str::from_utf8(c).unwrap_or(""))
-            .collect();
-        for (j, chunk) in chunks.iter().enumerate() {
-            let tag = if j + 1 == chunks.len() { "F" } else { "P" };
-            let _ = writeln!(text, "{ts} {stream} {tag} {chunk}");
-        }
-    }
-    std::fs::write(container.join("0.log"), text)
-}
-
-fn rfc3339(secs: i64, nanos: u32) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        + time::Duration::nanoseconds(nanos as i64);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+/// Runs the recorder over the simulated quarter hour, a pass every sample interval, as the
+/// agent's recorder task does: the cluster and the cgroup tree move to each pass's time first.
+async fn record(
+    cluster: &Arc<DemoCluster>,
+    pods_dir: &Path,
+    store: &Path,
+    work: &Path,
+) -> CliResult<String> {
+    let mut cfg = Config {
+        log_dir: pods_dir.to_path_buf(),
+        state_dir: work.join("recorder-state"),
+        cgroup_root: work.join("cgroup"),
+        ..Config::default()
+    };
+    // A pass every 10 simulated seconds (the agent's default is 5): the same story, half the
+    // file writes.
+    cfg.footprint.sample_interval_secs = 10;
+    let io = |e: std::io::Error| CliError::usage(format!("demo simulation: {e}"));
+    std::fs::create_dir_all(&cfg.cgroup_root).map_err(io)?;
+    let state = crate::checkpoint::StateDir::open(&cfg.state_dir).map_err(CliError::usage)?;
+    let store = Arc::new(Store::open(&store.display().to_string(), false, "").await?);
+    let metrics = Arc::new(Metrics::default());
+    let sources = Sources {
+        metadata: Some(cluster.clone()),
+        pods: Some(cluster.clone()),
+        records: Some(cluster.clone()),
+    };
+    let mut recorder = Recorder::new(
+        &cfg,
+        NODE,
+        store,
+        state,
+        Identities::default(),
+        sources,
+        metrics.clone(),
+        false,
     );
-    t.format(&f).unwrap_or_default()
+    let step = cfg.footprint.sample_interval_secs.max(1) as i64;
+    let mut t = T0;
+    while t <= END {
+        cluster.set_time(t);
+        cluster.remove_deleted_folders(pods_dir).map_err(io)?;
+        cluster.write_cgroups(&cfg.cgroup_root).map_err(io)?;
+        recorder.pass(t as f64, t == END).await?;
+        t += step;
+    }
+    Ok(format!(
+        "{} passes from {} to {}: wrote {} footprints, {} Events objects, {} Job records ({} simulated API requests)",
+        (END - T0) / step + 1,
+        crate::footprint::format_unix(T0 as f64),
+        crate::footprint::format_unix(END as f64),
+        metrics.footprints_written.load(Relaxed),
+        metrics.events_written.load(Relaxed),
+        metrics.job_records_written.load(Relaxed),
+        metrics.postmortem_requests.load(Relaxed),
+    ))
+}
+
+/// The three answers in words, from what `describe` and `report` read back.
+fn answers(described: &[Description], over: &crate::footprint::Report) -> String {
+    let mut out = String::new();
+    if let Some(d) = described.iter().find(|d| d.job == "exit-nonzero") {
+        let reason = d
+            .condition
+            .as_ref()
+            .map(|c| format!("{} ({})", c.kind, c.reason.as_deref().unwrap_or("-")))
+            .unwrap_or_else(|| "no final condition".into());
+        let exits: Vec<String> = d
+            .attempts
+            .iter()
+            .map(|a| a.exit_code.map_or("-".into(), |c| c.to_string()))
+            .collect();
+        out.push_str(&format!(
+            "  1. exit-nonzero stopped retrying: {reason} after {} attempts (exit codes {}; backoffLimit {}).\n",
+            d.attempts.len(),
+            exits.join(", "),
+            d.spec
+                .as_ref()
+                .and_then(|s| s.backoff_limit)
+                .map_or("-".into(), |b| b.to_string()),
+        ));
+    }
+    if let Some(a) = described
+        .iter()
+        .find(|d| d.job == "invalid-secret")
+        .and_then(|d| d.attempts.first())
+    {
+        out.push_str(&format!(
+            "  2. invalid-secret never ran: {} ({}), Waiting {} while holding its {} memory request.\n",
+            a.waiting_reason.as_deref().unwrap_or("-"),
+            a.waiting_message.as_deref().unwrap_or("-"),
+            a.waiting_seconds.map_or("-".into(), fmt_duration),
+            a.memory_request_bytes.map_or("-".into(), fmt_bytes),
+        ));
+    }
+    if let Some(f) = over.attempts.first() {
+        out.push_str(&format!(
+            "  3. over-provisioned requested {} and peaked at {}: {}.\n",
+            f.memory_request_bytes.map_or("-".into(), fmt_bytes),
+            f.memory_peak_bytes.map_or("-".into(), fmt_bytes),
+            over.recommendation.memory_request_bytes.map_or(
+                "no recommendation".into(),
+                |m| format!(
+                    "a request of {} would do ({}% headroom)",
+                    fmt_bytes(m),
+                    over.headroom_percent
+                )
+            ),
+        ));
+    }
+    out
 }

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod demo;
+pub mod demo_cluster;
+pub mod describe;
 pub mod fetch;
 pub mod ls;
 pub mod report;
@@ -37,6 +39,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Per-attempt resource footprints of a job (or of a CronJob's jobs), with a request recommendation
     Report(report::ReportArgs),
+    /// A Job's post-mortem from the archive alone, like kubectl describe: spec, final condition, attempts, Events
+    Describe(describe::DescribeArgs),
     /// Audit the archive: every manifest against the objects it lists, and objects no manifest lists
     Verify(verify::VerifyArgs),
     /// Demonstrate on generated pods of the three Jobs in examples/jobs/, with a local store
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Fetch(a) => fetch::run(a).await,
         Command::Ls(a) => ls::run(a).await,
         Command::Report(a) => report::run(a).await,
+        Command::Describe(a) => describe::run(a).await,
         Command::Verify(a) => verify::run(a).await,
         Command::Demo(a) => demo::run(a).await,
     }

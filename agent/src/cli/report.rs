@@ -67,6 +67,21 @@ pub async fn run(args: ReportArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// The report of the most recent run of `job` (the demo's closing words come from it).
+pub async fn load(store_args: &StoreArgs, job: &str, headroom: u32) -> CliResult<Report> {
+    let store = store_args.open().await?;
+    let args = ReportArgs {
+        job: Some(job.to_string()),
+        store: store_args.clone(),
+        cronjob: None,
+        job_uid: None,
+        format: Format::Table,
+        plot: None,
+        headroom,
+    };
+    job_report(&store, &args, job).await
+}
+
 async fn job_report(store: &Store, args: &ReportArgs, job: &str) -> CliResult<Report> {
     let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
     let prefix = listing_prefix("footprints", cluster, ns, Some(job));

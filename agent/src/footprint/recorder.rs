@@ -12,6 +12,10 @@
 //! when its log folder is gone. A document an earlier run of the agent wrote is read back once,
 //! before the first write: a final one is kept as it is, a live one is folded into ours, since
 //! after a restart the tracker starts empty and the pod's cgroup may already be gone.
+//!
+//! With a source of Events and Jobs (`Sources::records`), what each pass saw of every pod also
+//! goes to the post-mortem collector (`postmortem::Collector`), which archives the attempts'
+//! Events and the Jobs' final records.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -31,6 +35,7 @@ use crate::contract::PodIdentity;
 use crate::discover::{read_pod_folders, settled_mtime};
 use crate::meta::{Identities, Lookup, PodDir, Sources};
 use crate::pipeline::Metrics;
+use crate::postmortem::{pod_state, Collector, Observation};
 use crate::store::{Content, ErrorKind, Store, StoreError};
 
 /// What a pass needs besides the recorder's book; cloned into the blocking pool.
@@ -56,6 +61,7 @@ struct Book {
 }
 
 struct Tracked {
+    id: Arc<PodIdentity>,
     tracker: AttemptTracker,
     key: String,
     /// Its object was seen in the API at least once, so its absence means it was deleted.
@@ -96,6 +102,7 @@ pub struct Recorder {
     book: Book,
     /// Whether the last pass had a store failure: logged when this changes, not every pass.
     failing: bool,
+    collector: Option<Collector>,
 }
 
 impl Recorder {
@@ -110,6 +117,16 @@ impl Recorder {
         metrics: Arc<Metrics>,
         drain: bool,
     ) -> Recorder {
+        let retries = if drain { cfg.store.max_retries } else { 0 };
+        let collector = sources.records.clone().map(|source| {
+            Collector::new(
+                source,
+                store.clone(),
+                metrics.clone(),
+                cfg.store.upload_concurrency,
+                retries,
+            )
+        });
         Recorder {
             env: Env {
                 cfg: Arc::new(cfg.clone()),
@@ -120,9 +137,10 @@ impl Recorder {
             },
             store,
             metrics,
-            retries: if drain { cfg.store.max_retries } else { 0 },
+            retries,
             book: Book::default(),
             failing: false,
+            collector,
         }
     }
 
@@ -150,26 +168,27 @@ impl Recorder {
         match self.pass(now_unix(), flush).await {
             Ok(_) if self.failing => {
                 self.failing = false;
-                tracing::info!("footprints are written again");
+                tracing::info!("footprints and post-mortem records are written again");
             }
             Ok(_) => {}
             Err(e) if !self.failing => {
                 self.failing = true;
-                tracing::warn!(error = %e, "cannot write footprints; trying again every sample interval");
+                tracing::warn!(error = %e, "cannot write footprints or post-mortem records; trying again every sample interval");
             }
             Err(_) => {}
         }
     }
 
     /// One pass at `now`: sample every pod and write the documents that are due (all that
-    /// changed, with `flush`). Returns how many were written; a store failure is returned
-    /// after everything else was done, and the documents it concerned stay due.
+    /// changed, with `flush`), then let the post-mortem collector act on what was seen.
+    /// Returns how many footprints were written; a store failure is returned after everything
+    /// else was done, and the documents it concerned stay due.
     pub async fn pass(&mut self, now: f64, flush: bool) -> Result<usize, StoreError> {
         let env = self.env.clone();
         let mut book = std::mem::take(&mut self.book);
-        let (book, due) = tokio::task::spawn_blocking(move || {
-            let due = book.sample(&env, now, flush);
-            (book, due)
+        let (book, (due, seen)) = tokio::task::spawn_blocking(move || {
+            let sampled = book.sample(&env, now, flush);
+            (book, sampled)
         })
         .await
         .map_err(|e| StoreError::fatal(format!("footprint sampling failed: {e}")))?;
@@ -178,6 +197,11 @@ impl Recorder {
         let writes = self.book.prepare(due, now, &self.env.identities);
         let (written, write_failure) = self.write(writes, now).await;
         failure = failure.or(write_failure);
+        if let Some(collector) = &mut self.collector {
+            if let Err(e) = collector.pass(seen, now).await {
+                failure = failure.or(Some(e));
+            }
+        }
         match failure {
             Some(e) => Err(e),
             None => Ok(written),
@@ -222,7 +246,7 @@ impl Recorder {
         let results: Vec<(String, Footprint, Result<(), StoreError>)> = stream::iter(writes)
             .map(|(uid, key, doc)| async move {
                 let body = Bytes::from(serde_json::to_vec(&doc).expect("footprint serializes"));
-                let result = put_with_retries(store, &key, body, retries).await;
+                let result = put_with_retries(store, &key, body, Content::Json, retries).await;
                 (uid, doc, result)
             })
             .buffer_unordered(self.env.cfg.store.upload_concurrency)
@@ -248,8 +272,9 @@ impl Recorder {
 }
 
 impl Book {
-    /// The blocking half of a pass: find pods, observe and sample them, build due documents.
-    fn sample(&mut self, env: &Env, now: f64, flush: bool) -> Vec<Due> {
+    /// The blocking half of a pass: find pods, observe and sample them, build due documents;
+    /// with a post-mortem collector, also what was seen of each pod.
+    fn sample(&mut self, env: &Env, now: f64, flush: bool) -> (Vec<Due>, Vec<Observation>) {
         // None when the log dir cannot be read: nothing is then concluded from missing folders.
         let present = self.pod_folders(&env.cfg.log_dir);
         if let Some(present) = &present {
@@ -264,9 +289,17 @@ impl Book {
         let write_every = env.cfg.footprint.write_interval_secs as f64;
         let cgroups = PodCgroups::new(&env.cfg.cgroup_root);
         let mut due = Vec::new();
+        let mut seen = Vec::new();
         for (uid, t) in &mut self.pods {
-            t.observe(env, now, present.as_deref());
+            let pod = t.observe(env, now, present.as_deref());
             t.tracker.sample(&cgroups, now);
+            if env.sources.records.is_some() {
+                seen.push(Observation {
+                    id: t.id.clone(),
+                    state: pod.as_deref().map(pod_state),
+                    ended: t.tracker.is_final(),
+                });
+            }
             if t.due(now, flush, write_every) {
                 due.push(Due {
                     uid: uid.clone(),
@@ -274,7 +307,7 @@ impl Book {
                 });
             }
         }
-        due
+        (due, seen)
     }
 
     /// The pod folders of the log dir, listed again only when the log dir changed (its time
@@ -398,6 +431,7 @@ fn forget_identity(identities: &Identities, uid: &str) {
 impl Tracked {
     fn new(id: &PodIdentity) -> Tracked {
         Tracked {
+            id: Arc::new(id.clone()),
             tracker: AttemptTracker::new(AttemptIdentity {
                 job: id.job.clone(),
                 job_uid: id.job_uid.clone(),
@@ -417,13 +451,19 @@ impl Tracked {
     }
 
     /// The pod object, or the news that the pod is gone: from the API once it has seen the pod,
-    /// otherwise from its log folder.
-    fn observe(&mut self, env: &Env, now: f64, present: Option<&HashMap<String, PodDir>>) {
+    /// otherwise from its log folder. Returns the object, if any.
+    fn observe(
+        &mut self,
+        env: &Env,
+        now: f64,
+        present: Option<&HashMap<String, PodDir>>,
+    ) -> Option<Arc<k8s_openapi::api::core::v1::Pod>> {
         let uid = self.tracker.identity().pod_uid.clone();
-        match env.sources.pods.as_ref().and_then(|pods| pods.pod(&uid)) {
+        let pod = env.sources.pods.as_ref().and_then(|pods| pods.pod(&uid));
+        match &pod {
             Some(pod) => {
                 self.in_api = true;
-                self.tracker.observe_pod(&pod, now);
+                self.tracker.observe_pod(pod, now);
             }
             None if self.in_api => self.tracker.mark_deleted(now),
             None if present.is_some_and(|p| !p.contains_key(&uid)) => {
@@ -431,6 +471,7 @@ impl Tracked {
             }
             None => {}
         }
+        pod
     }
 
     fn due(&self, now: f64, flush: bool, write_every: f64) -> bool {
@@ -559,16 +600,17 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// A fatal error, or the last of `1 + retries` transient ones, is returned.
-async fn put_with_retries(
+pub(crate) async fn put_with_retries(
     store: &Store,
     key: &str,
     body: Bytes,
+    content: Content,
     retries: u32,
 ) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(250);
     let mut tries = 0;
     loop {
-        match store.put(key, body.clone(), Content::Json).await {
+        match store.put(key, body.clone(), content).await {
             Ok(()) => return Ok(()),
             Err(e) if e.kind == ErrorKind::Fatal || tries >= retries => return Err(e),
             Err(_) => {
@@ -694,6 +736,7 @@ mod tests {
             let sources = Sources {
                 metadata: Some(api.clone()),
                 pods: Some(api.clone()),
+                records: None,
             };
             let node = Node::new(sources, api).await;
             for id in &ids {
@@ -844,6 +887,7 @@ mod tests {
         let sources = Sources {
             metadata: Some(api.clone()),
             pods: Some(api.clone()),
+            records: None,
         };
         let mut node = Node::new(sources, api).await;
         std::fs::create_dir_all(node.folder(&ids[0])).unwrap();

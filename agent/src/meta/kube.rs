@@ -8,13 +8,15 @@
 //! `Unknown` at once (the follower asks again). Tailing never waits for a slow API.
 //!
 //! The API access this needs (deploy/base/rbac.yaml): get, list, watch pods (cluster-wide,
-//! listed by node field selector or by a Job's controller-uid label in one namespace), get jobs.
+//! listed by node field selector or by a Job's controller-uid label in one namespace), get jobs,
+//! and list events (by involvedObject uid in one namespace, for the post-mortem records: `records`).
 
 mod attempt;
 mod cache;
 mod fetch;
 mod health;
 mod podwatch;
+mod records;
 
 use crate::meta::{
     guess_job, JobIdentity, Lookup, MetadataSource, OnChange, PodDir, PodObjects, RunState,
@@ -402,6 +404,7 @@ mod tests {
         let found = JobFacts {
             exists: true,
             cronjob: None,
+            seen: None,
         };
         assert_eq!(
             identity(&pod("cron-fail-29929854-4mr6g", &[]), owner, found, 1).cronjob,

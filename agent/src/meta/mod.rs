@@ -117,6 +117,8 @@ pub type Identities = Arc<RwLock<HashMap<String, Arc<PodIdentity>>>>;
 pub struct Sources {
     pub metadata: Option<Arc<dyn MetadataSource>>,
     pub pods: Option<Arc<dyn PodObjects>>,
+    /// Events and Jobs for the post-mortem records.
+    pub records: Option<Arc<dyn crate::postmortem::ClusterRecords>>,
 }
 
 /// Path-only attempt numbers: 1 + the number of pods of the same job (and completion index)

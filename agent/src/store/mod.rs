@@ -56,7 +56,10 @@ pub struct ObjectInfo {
 /// What an object holds, for its Content-Type and Content-Encoding.
 #[derive(Clone, Copy, Debug)]
 pub enum Content {
+    /// A log object, written once: `store.storage_class` applies.
     GzipNdjson,
+    /// Gzip NDJSON rewritten as it grows (an attempt's Events): STANDARD, like the documents.
+    GzipNdjsonDocument,
     Json,
     /// Plain NDJSON (manifest parts).
     Ndjson,
@@ -69,14 +72,18 @@ pub enum PutClass {
     Logs,
     Manifests,
     Footprints,
+    Events,
+    Jobs,
     Other,
 }
 
 impl PutClass {
-    pub const ALL: [PutClass; 4] = [
+    pub const ALL: [PutClass; 6] = [
         PutClass::Logs,
         PutClass::Manifests,
         PutClass::Footprints,
+        PutClass::Events,
+        PutClass::Jobs,
         PutClass::Other,
     ];
 
@@ -86,6 +93,8 @@ impl PutClass {
             "logs" => PutClass::Logs,
             "manifests" | crate::contract::PARTS_TREE => PutClass::Manifests,
             "footprints" => PutClass::Footprints,
+            "events" => PutClass::Events,
+            "jobs" => PutClass::Jobs,
             _ => PutClass::Other,
         }
     }
@@ -95,6 +104,8 @@ impl PutClass {
             PutClass::Logs => "logs",
             PutClass::Manifests => "manifests",
             PutClass::Footprints => "footprints",
+            PutClass::Events => "events",
+            PutClass::Jobs => "jobs",
             PutClass::Other => "other",
         }
     }
@@ -103,8 +114,8 @@ impl PutClass {
 /// PUT requests sent (failed ones included: they are billed too) and body bytes, per class.
 #[derive(Debug, Default)]
 pub struct PutCounters {
-    requests: [std::sync::atomic::AtomicU64; 4],
-    bytes: [std::sync::atomic::AtomicU64; 4],
+    requests: [std::sync::atomic::AtomicU64; 6],
+    bytes: [std::sync::atomic::AtomicU64; 6],
 }
 
 impl PutCounters {

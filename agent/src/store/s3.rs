@@ -56,7 +56,7 @@ impl Protection {
             .set_ssekms_key_id(self.kms_key_id.clone());
         let req = match content {
             Content::GzipNdjson => req.set_storage_class(self.storage_class.clone()),
-            Content::Json | Content::Ndjson => req,
+            Content::GzipNdjsonDocument | Content::Json | Content::Ndjson => req,
         };
         match &self.lock {
             Some((mode, days)) => req
@@ -136,7 +136,9 @@ impl S3Store {
 
     pub async fn put(&self, key: &str, body: Bytes, content: Content) -> Result<(), StoreError> {
         let (content_type, encoding) = match content {
-            Content::GzipNdjson => ("application/x-ndjson", Some("gzip")),
+            Content::GzipNdjson | Content::GzipNdjsonDocument => {
+                ("application/x-ndjson", Some("gzip"))
+            }
             Content::Json => ("application/json", None),
             Content::Ndjson => ("application/x-ndjson", None),
         };

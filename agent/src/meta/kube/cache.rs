@@ -92,6 +92,15 @@ pub fn job_owner(pod: &Pod) -> Option<Owner> {
 pub struct JobFacts {
     pub exists: bool,
     pub cronjob: Option<String>,
+    /// What it asked for, kept for its post-mortem record in case it is deleted before it ends.
+    pub seen: Option<Arc<JobSeen>>,
+}
+
+/// The part of a Job that does not change while it runs (a few hundred bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobSeen {
+    pub spec: crate::postmortem::JobSpecSummary,
+    pub created: Option<String>,
 }
 
 pub struct SeenPod {
@@ -193,6 +202,11 @@ impl Cache {
                 .entry(member.uid.clone())
                 .or_insert(member);
         }
+    }
+
+    /// What a Job looked like when it was fetched for its pods' identity, if still cached.
+    pub fn job_seen(&self, uid: &str) -> Option<Arc<JobSeen>> {
+        self.jobs.get(uid)?.facts.as_ref()?.seen.clone()
     }
 
     pub fn job(&mut self, uid: &str, now: Instant) -> &mut JobEntry {

@@ -4,7 +4,7 @@
 //! cluster-wide besides the node's pod watch.
 
 use super::attempt::Member;
-use super::cache::{JobFacts, Owner};
+use super::cache::{JobFacts, JobSeen, Owner};
 use super::health::RequestError;
 use super::Shared;
 use crate::meta::PodDir;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// One request (or one page) may take this long; a watch is not bounded by it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const PAGE_SIZE: u32 = 500;
+pub(super) const PAGE_SIZE: u32 = 500;
 
 pub(super) fn job(shared: &Arc<Shared>, namespace: &str, owner: &Owner) {
     let api: Api<Job> = Api::namespaced(shared.client.clone(), namespace);
@@ -38,16 +38,14 @@ pub(super) fn job(shared: &Arc<Shared>, namespace: &str, owner: &Owner) {
 }
 
 fn facts_of(job: &Job) -> JobFacts {
-    let cronjob = job
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.kind == "CronJob" && r.api_version.starts_with("batch/"))
-        .map(|r| r.name.clone());
+    use crate::postmortem::record::{job_created, owning_cronjob, JobSpecSummary};
     JobFacts {
         exists: true,
-        cronjob,
+        cronjob: owning_cronjob(job),
+        seen: Some(std::sync::Arc::new(JobSeen {
+            spec: JobSpecSummary::of(job),
+            created: job_created(job),
+        })),
     }
 }
 
@@ -101,7 +99,9 @@ pub(super) fn pod(shared: &Arc<Shared>, dir: &PodDir) {
     );
 }
 
-async fn bounded<T>(request: impl Future<Output = kube::Result<T>>) -> Result<T, RequestError> {
+pub(super) async fn bounded<T>(
+    request: impl Future<Output = kube::Result<T>>,
+) -> Result<T, RequestError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
         Ok(result) => result.map_err(|e| RequestError::from_kube(&e)),
         Err(_) => Err(RequestError::timeout(REQUEST_TIMEOUT.as_secs())),

@@ -21,7 +21,7 @@ impl Class {
         match self {
             Class::Unauthorized => "unauthorized (401): check the service account token",
             Class::Forbidden => {
-                "forbidden (403): the ClusterRole must allow get/list/watch pods and get jobs"
+                "forbidden (403): the ClusterRole must allow get/list/watch pods, get jobs and list events"
             }
             Class::Unreachable => "unreachable",
             Class::Rejected => "rejected a request",
