@@ -828,7 +828,7 @@ fn day_of(stamp: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{ContainerManifest, ObjectEntry, PodIdentity};
+    use crate::contract::{ContainerManifest, PodIdentity};
     use crate::footprint::ContainerFootprint;
 
     const GIB: u64 = 1 << 30;
@@ -878,23 +878,17 @@ mod tests {
                 completion_index: None,
             },
             updated: String::new(),
+            format: crate::contract::MANIFEST_FORMAT,
             containers: vec![ContainerManifest {
                 container: "main".into(),
                 restart: 0,
                 complete: true,
                 end_offset: 10,
-                file: None,
-                objects: vec![ObjectEntry {
-                    key: String::new(),
-                    first_offset: 0,
-                    end_offset: 10,
-                    records: lines,
-                    bytes: 1,
-                    sha256: String::new(),
-                    first_ts: String::new(),
-                    last_ts: String::new(),
-                }],
-                skipped: Vec::new(),
+                parts: 1,
+                object_count: 1,
+                records: lines,
+                bytes: 1,
+                ..ContainerManifest::default()
             }],
         }
     }
