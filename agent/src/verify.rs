@@ -905,7 +905,7 @@ mod tests {
         assert_eq!(kinds(&c), ["head", "head", "head", "head", "gap"]);
         // A part copied under another offset is misplaced.
         let mut moved = docs.clone();
-        moved[1].key = moved[1].key.replace("00030.ndjson", "00031.ndjson");
+        moved[1].key = moved[1].key.replace("0020.ndjson", "0021.ndjson");
         let refs: Vec<&PartDoc> = moved.iter().collect();
         assert_eq!(
             kinds(&check_manifest(&head, &refs, &listing_v2(&parts))),
