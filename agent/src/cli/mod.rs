@@ -4,6 +4,7 @@ pub mod agent;
 pub mod demo;
 pub mod fetch;
 pub mod ls;
+pub mod progress;
 pub mod report;
 pub mod verify;
 pub mod window;
