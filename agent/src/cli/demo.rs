@@ -79,6 +79,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
     );
     super::ls::run(LsArgs {
         store: store_args.clone(),
+        all: Default::default(),
     })
     .await?;
     eprintln!(
