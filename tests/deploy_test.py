@@ -586,3 +586,66 @@ def test_split_debuginfo_strips_and_links_the_debug_file(tmp_path):
     assert (out / "hello").stat().st_size < binary.stat().st_size
     ran = subprocess.run([str(out / "hello")], check=True, capture_output=True, text=True)
     assert ran.stdout == "hello\n"
+
+
+# ---------------------------------------------------------------- README "On a real cluster"
+
+
+def readme_cluster_commands():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## On a real cluster\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_cluster_section_renders_and_probes_what_the_daemonset_serves(tmp_path):
+    """The README's cluster commands, run as far as they can be offline: the Dockerfile it builds
+    exists, the overlay it copies renders (in a copy of deploy/), the readiness URL it asks the
+    API server for is the DaemonSet's probe, and the reader command reads with the reader policy."""
+    import shutil
+
+    commands = readme_cluster_commands()
+    assert len(commands) <= 5, commands
+    build, copy, apply, ready, fetch = commands
+
+    args = shlex.split(build.split("&&")[0])
+    assert args[:2] == ["docker", "build"]
+    assert (ROOT / args[args.index("-f") + 1]).is_file()
+    image = args[args.index("-t") + 1]
+    assert f"docker push {image}" in build
+
+    cp = shlex.split(copy)
+    assert cp[:2] == ["cp", "-r"], cp
+    src, dst = cp[2], cp[3]
+    work = tmp_path / "repo"
+    shutil.copytree(DEPLOY, work / "deploy")
+    subprocess.run(cp, cwd=work, check=True)
+    apply_args = shlex.split(apply.split("&&")[0])
+    assert apply_args == ["kubectl", "apply", "-k", dst], apply_args
+    assert "rollout status ds/jobarchive" in apply
+    out = subprocess.run(["kubectl", "kustomize", str(work / dst)], check=True, capture_output=True, text=True).stdout
+    rendered = [o for o in yaml.safe_load_all(out) if o]
+    (ds,) = [o for o in rendered if o["kind"] == "DaemonSet"]
+    assert ds["metadata"]["namespace"] == "jobarchive"
+    assert ds["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "jobarchive"
+    (container,) = ds["spec"]["template"]["spec"]["containers"]
+    probe = container["readinessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    port = ports.get(probe["port"], probe["port"])
+    assert f":{port}/proxy{probe['path']}" in ready, ready
+    assert "-l app.kubernetes.io/name=jobarchive" in ready
+    assert src == "deploy/overlays/aws-irsa" and (DEPLOY / "overlays" / "aws-irsa").is_dir()
+
+    # The reader's store is the one the overlay writes to (bucket and prefix of the policies).
+    env = {}
+    for o in rendered:
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("jobarchive-env"):
+            env = o["data"]
+    f = shlex.split(fetch)
+    assert f[:2] == ["jobarchive", "fetch"]
+    assert f[f.index("--store") + 1] == env["JOBARCHIVE_STORE"]
+    assert f[f.index("--cluster") + 1] == env["JOBARCHIVE_CLUSTER"]
+    bucket, _, prefix = env["JOBARCHIVE_STORE"].removeprefix("s3://").partition("/")
+    reader = json.loads((DEPLOY / "iam-policy-reader.json").read_text())
+    resources = json.dumps(reader)
+    assert f"arn:aws:s3:::{bucket}/{prefix}/*" in resources

@@ -9,8 +9,11 @@ Checks, each failing with the exact key / metric / message that is missing and w
 3. every `tracing::warn!` / `tracing::error!` message in agent/src/**/*.rs appears in the
    "## Troubleshooting" section;
 4. every literal message of `CliError::usage/store/not_found(...)` and
-   `StoreError::fatal/transient(...)` appears in "## Troubleshooting" (placeholders such as `{e}`
-   may be written as anything, e.g. ERROR, on the same line).
+   `StoreError::fatal/transient/config(...)` appears in "## Troubleshooting" (placeholders such as
+   `{e}` may be written as anything, e.g. ERROR, on the same line);
+5. every `jobarchive` command in README.md's shell blocks parses: run with `--help` appended,
+   the built binary (target/debug/jobarchive; skipped when it is not built) accepts its
+   subcommand, flags and values.
 
 Standard library only (Python 3.11+ for tomllib). Run from anywhere:
     python3 -m unittest tests/docs_test.py
@@ -18,6 +21,8 @@ Standard library only (Python 3.11+ for tomllib). Run from anywhere:
 
 import json
 import re
+import shlex
+import subprocess
 import tomllib
 import unittest
 from pathlib import Path
@@ -235,7 +240,7 @@ def log_messages():
     return out
 
 
-ERROR_CTOR_RE = re.compile(r"\b(CliError::(?:usage|store|not_found)|StoreError::(?:fatal|transient))\s*\(")
+ERROR_CTOR_RE = re.compile(r"\b(CliError::(?:usage|store|not_found)|StoreError::(?:fatal|transient|config))\s*\(")
 
 
 def error_messages():
@@ -373,6 +378,42 @@ class MessagesDocumented(unittest.TestCase):
         codes = {r[0] for r in rows[1:]}
         for code in ("0", "1", "2", "3"):
             self.assertIn(code, codes, f"exit code {code} missing from '### Exit codes' in {DOC_NAME}")
+
+
+README = ROOT / "README.md"
+BINARY = ROOT / "target" / "debug" / "jobarchive"
+
+
+def readme_commands():
+    """[(argv after `jobarchive`, the line)] of every jobarchive command in README.md's sh blocks:
+    pipes and `&&` split a line, leading VAR=value assignments are dropped, and
+    `cargo run --release -- ARGS` counts as `jobarchive ARGS`."""
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+        for line in block.splitlines():
+            for part in re.split(r"\s*(?:&&|\|)\s*", line):
+                words = shlex.split(part, comments=True) if part.strip() else []
+                while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                    words.pop(0)
+                if words[:1] == ["jobarchive"]:
+                    out.append((words[1:], line))
+                elif words[:4] == ["cargo", "run", "--release", "--"]:
+                    out.append((words[4:], line))
+    return out
+
+
+class ReadmeCommandsParse(unittest.TestCase):
+    def test_every_readme_command_parses(self):
+        commands = readme_commands()
+        self.assertGreaterEqual(len(commands), 4, "README commands not found (extraction broken?)")
+        if not BINARY.exists():
+            self.skipTest(f"{BINARY} is not built (cargo build --bins)")
+        problems = []
+        for argv, line in commands:
+            run = subprocess.run([str(BINARY), *argv, "--help"], capture_output=True, text=True)
+            if run.returncode != 0:
+                problems.append(f"README.md: `{line}` does not parse: {run.stderr.strip()}")
+        fail_listing(self, problems)
 
 
 class ExtractionSelfTest(unittest.TestCase):
