@@ -24,7 +24,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub cronjob: Option<String>,
     /// With --cronjob: its Jobs in every namespace of the cluster
-    #[arg(short = 'A', long, requires = "cronjob", conflicts_with = "namespace")]
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
     /// This run of the job (default: the most recent; others are listed on stderr)
     #[arg(long, value_name = "UID", conflicts_with = "cronjob")]
@@ -49,6 +49,11 @@ pub enum Format {
 }
 
 pub async fn run(args: ReportArgs) -> CliResult<()> {
+    if args.all_namespaces && args.cronjob.is_none() {
+        return Err(CliError::usage(
+            "-A goes with --cronjob NAME: a job is reported from one namespace (-n NS)",
+        ));
+    }
     let store = args.store.open().await?;
     let report = match (&args.cronjob, &args.job) {
         (Some(cronjob), _) => cronjob_report(&store, &args, cronjob).await?,
