@@ -85,7 +85,9 @@ impl Progress {
     ) -> Progress {
         let bar = target.map(|target| {
             let style = ProgressStyle::with_template(
-                "{prefix}: {msg}, {binary_bytes}/{binary_total_bytes} [{bar:24}] {binary_bytes_per_sec}, ETA {eta}",
+                // The text first, the bar in what is left of the line: a line wider than the
+                // terminal wraps, and every redraw then costs two rows.
+                "{prefix}: {msg}, {binary_bytes}/{binary_total_bytes}, {binary_bytes_per_sec}, ETA {eta} [{wide_bar}]",
             )
             .expect("a valid template")
             .progress_chars("=> ");
@@ -265,10 +267,17 @@ mod tests {
         let drawn = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let last = drawn.rsplit('\r').find(|l| !l.is_empty()).unwrap();
         assert!(
-            last.starts_with("verify: 1/4 objects checked, 1.00 KiB/4.00 KiB [======>"),
+            last.starts_with("verify: 1/4 objects checked, 1.00 KiB/4.00 KiB, "),
             "{last:?}"
         );
         assert!(last.contains("/s, ETA "), "{last:?}");
+        // A quarter of the bar that fills the rest of the line.
+        let bar = last.split_once(" [").unwrap().1.trim_end_matches(']');
+        let done = bar.chars().take_while(|&c| c == '=').count();
+        assert!(
+            bar.len() > 8 && done * 4 <= bar.len() && bar.len() <= done * 4 + 8,
+            "{last:?}"
+        );
         p.finish();
         assert!(ACTIVE.lock().unwrap().is_none());
     }
