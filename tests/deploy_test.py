@@ -514,16 +514,18 @@ def test_dockerfile_builds_and_runs_the_jobarchive_binary():
     (binary,) = [b["name"] for b in agent_manifest["bin"]]
     instructions = dockerfile_instructions()
     froms = [args for instr, args in instructions if instr == "FROM"]
-    assert len(froms) == 2
+    assert len(froms) == 3
     assert froms[0] == "rust:1-bookworm AS builder"
-    runtime = froms[1].split()[0]
+    assert froms[1] == "scratch AS debuginfo"
+    # The runtime stage is the last one: what `docker build` without --target produces.
+    runtime = froms[2].split()[0]
     assert runtime.startswith("gcr.io/distroless/cc-debian12"), runtime
     assert "nonroot" not in runtime, "the agent runs as root (CAP_DAC_READ_SEARCH): not the :nonroot image"
 
     runs = [args for instr, args in instructions if instr == "RUN"]
     assert any(f"cargo build --release --locked -p {package}" in r for r in runs)
     copies = [shlex.split(args) for instr, args in instructions if instr == "COPY"]
-    assert ["--from=builder", f"/src/target/release/{binary}", "/jobarchive"] in copies
+    assert ["--from=builder", f"/out/{binary}", "/jobarchive"] in copies
     # Every workspace member must be in the build context, or cargo cannot load the workspace.
     copied = {c[-1].rstrip("/") for c in copies} | {src for c in copies for src in c[:-1]}
     workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
@@ -536,3 +538,119 @@ def test_dockerfile_builds_and_runs_the_jobarchive_binary():
     assert exposes == [str(http_port())]
     users = [args for instr, args in instructions if instr == "USER"]
     assert users[-1:] in ([], ["0:0"], ["0"], ["root"])
+
+
+def test_dockerfile_ships_the_binary_without_its_debug_info():
+    """The builder splits the debug info off the release binary with deploy/split-debuginfo.sh;
+    the runtime stage copies the stripped binary, the debuginfo stage the .debug file."""
+    instructions = dockerfile_instructions()
+    copies = [shlex.split(args) for instr, args in instructions if instr == "COPY"]
+    runs = [args for instr, args in instructions if instr == "RUN"]
+    assert ["deploy/split-debuginfo.sh", "/usr/local/bin/split-debuginfo"] in copies
+    assert "split-debuginfo /src/target/release/jobarchive /out" in runs
+    stages = [args.split()[-1] for instr, args in instructions if instr == "FROM"]
+    stage_of_copy = []
+    stage = None
+    for instr, args in instructions:
+        if instr == "FROM":
+            stage = args.split()[-1]
+        elif instr == "COPY":
+            stage_of_copy.append((stage, shlex.split(args)))
+    runtime = stages[-1]
+    assert (runtime, ["--from=builder", "/out/jobarchive", "/jobarchive"]) in stage_of_copy
+    assert ("debuginfo", ["--from=builder", "/out/jobarchive.debug", "/jobarchive.debug"]) in stage_of_copy
+
+
+def sections(path):
+    out = subprocess.run(["readelf", "-S", "-W", str(path)], check=True, capture_output=True, text=True).stdout
+    return set(re.findall(r"\]\s+(\.\S+)", out))
+
+
+def test_split_debuginfo_strips_and_links_the_debug_file(tmp_path):
+    """The image's strip step, run on a real ELF with line tables (a C program built with -g)."""
+    import shutil
+
+    for tool in ("cc", "objcopy", "readelf"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n')
+    binary = tmp_path / "hello"
+    subprocess.run(["cc", "-g", "-o", str(binary), str(tmp_path / "hello.c")], check=True)
+    assert ".debug_line" in sections(binary)
+    out = tmp_path / "out"
+    subprocess.run([str(DEPLOY / "split-debuginfo.sh"), str(binary), str(out)], check=True)
+
+    stripped, debug = sections(out / "hello"), sections(out / "hello.debug")
+    assert not {s for s in stripped if s.startswith(".debug_")}, stripped
+    assert {".symtab", ".gnu_debuglink"} <= stripped, "function names stay; the debug file is named"
+    assert {".debug_info", ".debug_line"} <= debug
+    link = subprocess.run(
+        ["readelf", "-x", ".gnu_debuglink", str(out / "hello")], check=True, capture_output=True, text=True
+    ).stdout
+    assert "hello.debug" in link
+    assert (out / "hello").stat().st_size < binary.stat().st_size
+    ran = subprocess.run([str(out / "hello")], check=True, capture_output=True, text=True)
+    assert ran.stdout == "hello\n"
+
+
+# ---------------------------------------------------------------- README "On a real cluster"
+
+
+def readme_cluster_commands():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## On a real cluster\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_cluster_section_renders_and_probes_what_the_daemonset_serves(tmp_path):
+    """The README's cluster commands, run as far as they can be offline: the Dockerfile it builds
+    exists, the overlay it copies renders (in a copy of deploy/), the readiness URL it asks the
+    API server for is the DaemonSet's probe, and the reader command reads with the reader policy."""
+    import shutil
+
+    commands = readme_cluster_commands()
+    assert len(commands) <= 5, commands
+    build, copy, apply, ready, fetch = commands
+
+    args = shlex.split(build.split("&&")[0])
+    assert args[:2] == ["docker", "build"]
+    assert (ROOT / args[args.index("-f") + 1]).is_file()
+    image = args[args.index("-t") + 1]
+    assert f"docker push {image}" in build
+
+    cp = shlex.split(copy)
+    assert cp[:2] == ["cp", "-r"], cp
+    src, dst = cp[2], cp[3]
+    work = tmp_path / "repo"
+    shutil.copytree(DEPLOY, work / "deploy")
+    subprocess.run(cp, cwd=work, check=True)
+    apply_args = shlex.split(apply.split("&&")[0])
+    assert apply_args == ["kubectl", "apply", "-k", dst], apply_args
+    assert "rollout status ds/jobarchive" in apply
+    out = subprocess.run(["kubectl", "kustomize", str(work / dst)], check=True, capture_output=True, text=True).stdout
+    rendered = [o for o in yaml.safe_load_all(out) if o]
+    (ds,) = [o for o in rendered if o["kind"] == "DaemonSet"]
+    assert ds["metadata"]["namespace"] == "jobarchive"
+    assert ds["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "jobarchive"
+    (container,) = ds["spec"]["template"]["spec"]["containers"]
+    probe = container["readinessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    port = ports.get(probe["port"], probe["port"])
+    assert f":{port}/proxy{probe['path']}" in ready, ready
+    assert "-l app.kubernetes.io/name=jobarchive" in ready
+    assert src == "deploy/overlays/aws-irsa" and (DEPLOY / "overlays" / "aws-irsa").is_dir()
+
+    # The reader's store is the one the overlay writes to (bucket and prefix of the policies).
+    env = {}
+    for o in rendered:
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("jobarchive-env"):
+            env = o["data"]
+    f = shlex.split(fetch)
+    assert f[:2] == ["jobarchive", "fetch"]
+    assert f[f.index("--store") + 1] == env["JOBARCHIVE_STORE"]
+    assert f[f.index("--cluster") + 1] == env["JOBARCHIVE_CLUSTER"]
+    bucket, _, prefix = env["JOBARCHIVE_STORE"].removeprefix("s3://").partition("/")
+    reader = json.loads((DEPLOY / "iam-policy-reader.json").read_text())
+    resources = json.dumps(reader)
+    assert f"arn:aws:s3:::{bucket}/{prefix}/*" in resources

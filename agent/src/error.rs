@@ -57,7 +57,10 @@ impl std::error::Error for CliError {}
 
 impl From<crate::store::StoreError> for CliError {
     fn from(e: crate::store::StoreError) -> Self {
-        CliError::store(e.to_string())
+        match e.kind {
+            crate::store::ErrorKind::Config => CliError::usage(e.message),
+            _ => CliError::store(e.message),
+        }
     }
 }
 

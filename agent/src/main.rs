@@ -2,8 +2,9 @@
 //! exit codes of CONTRACT §1 with one line on stderr.
 
 use clap::Parser;
-use jobarchive::cli::{run, Cli, Command};
+use jobarchive::cli::{progress, run, Cli, Command};
 use jobarchive::config::LogFormat;
+use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -70,12 +71,39 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("JOBARCHIVE_LOG_FORMAT").is_ok_and(|v| v == "json")
         || matches!(&cli.command, Command::Agent(a) if a.config().is_ok_and(|c| c.log_format == LogFormat::Json));
+    // Colour only on a terminal: under a DaemonSet stderr is a pipe, and escape codes would
+    // end up in `kubectl logs` and in log pipelines.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| StderrLine(Vec::new()));
     if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// One log line for stderr, written whole when dropped, with a progress bar (if one is drawn)
+/// lifted out of its way so the two do not tear each other.
+struct StderrLine(Vec<u8>);
+
+impl Write for StderrLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrLine {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            progress::suspend(|| {
+                let _ = std::io::stderr().lock().write_all(&self.0);
+            });
+        }
     }
 }

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub job_records_written: AtomicU64,
     pub postmortem_requests: AtomicU64,
     pub postmortem_errors: AtomicU64,
+    /// `--drain`: the bytes its files hold past the checkpoints, once planned (for progress;
+    /// gzip files count at their compressed size).
+    pub drain_bytes_total: AtomicU64,
 }
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
@@ -222,10 +225,17 @@ pub async fn run(
         .map_err(|e| CliError::usage(format!("cannot start reader thread: {e}")))?;
 
     let done = if drain {
-        match ship(shipper, rx, reader, uploader).await {
+        let (shipped, stop_progress) = tokio::sync::oneshot::channel();
+        let progress = crate::cli::progress::follow_drain(metrics.clone(), stop_progress);
+        let done = match ship(shipper, rx, reader, uploader).await {
             Ok(()) => recorder.drain().await.map(drop),
             Err(e) => Err(e),
+        };
+        let _ = shipped.send(());
+        if let Some(progress) = progress {
+            let _ = progress.await;
         }
+        done
     } else {
         let (stop_recording, stopped) = tokio::sync::oneshot::channel();
         let recording = tokio::spawn(recorder.run(stopped));

@@ -4,7 +4,7 @@
 //! attempts' Events.
 
 use crate::contract::{
-    decode_part, listing_prefix, KeyParts, LogKey, Manifest, ObjectEntry, PartLine,
+    decode_part, listing_prefix, scope_prefix, KeyParts, LogKey, Manifest, ObjectEntry, PartLine,
 };
 use crate::footprint::Footprint;
 use crate::postmortem::describe::AttemptEvents;
@@ -32,21 +32,35 @@ pub struct JobRun {
     pub manifests: Vec<Manifest>,
 }
 
-/// Every manifest under a namespace (and job), fetched with bounded parallelism; unreadable
-/// ones are skipped with a warning (`verify` reports them instead: see [`manifest_docs`]).
+/// Every manifest under a namespace (`None`: every namespace) and job, fetched with bounded
+/// parallelism; unreadable ones are skipped with a warning (`verify` reports them instead: see
+/// [`manifest_docs`]).
 pub async fn manifests(
     store: &Store,
     cluster: &str,
-    ns: &str,
+    ns: Option<&str>,
     job: Option<&str>,
 ) -> Result<Vec<Manifest>, StoreError> {
-    json_documents(store, &listing_prefix("manifests", cluster, ns, job)).await
+    json_documents(store, &scope_prefix("manifests", cluster, ns, job), |_| {
+        true
+    })
+    .await
 }
 
 /// Every footprint whose key starts with `prefix` (a job's folder, or `job={cronjob}-` for the
 /// Jobs of a CronJob), fetched with bounded parallelism.
 pub async fn footprints(store: &Store, prefix: &str) -> Result<Vec<Footprint>, StoreError> {
-    json_documents(store, prefix).await
+    json_documents(store, prefix, |_| true).await
+}
+
+/// Like [`footprints`], reading only the keys `keep` accepts: a CronJob's Jobs across every
+/// namespace (`report --cronjob -A`) are a few folders of the whole cluster's listing.
+pub async fn footprints_where(
+    store: &Store,
+    prefix: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<Footprint>, StoreError> {
+    json_documents(store, prefix, keep).await
 }
 
 /// The records of every run of a Job (`jobs/…/job={job}/job_uid={uid}.json`).
@@ -56,7 +70,12 @@ pub async fn job_records(
     ns: &str,
     job: &str,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    json_documents(store, &listing_prefix("jobs", cluster, ns, Some(job))).await
+    json_documents(
+        store,
+        &listing_prefix("jobs", cluster, ns, Some(job)),
+        |_| true,
+    )
+    .await
 }
 
 /// Every attempt's Events under `prefix` (a job's or a run's folder of `events/`), in key
@@ -165,14 +184,18 @@ pub async fn listed_objects(
     Ok(out)
 }
 
-/// Every manifest object under a namespace (and job), in key order, readable or not.
+/// Every manifest object under a namespace (`None`: every namespace) and job, in key order,
+/// readable or not.
 pub async fn manifest_docs(
     store: &Store,
     cluster: &str,
-    ns: &str,
+    ns: Option<&str>,
     job: Option<&str>,
 ) -> Result<Vec<ManifestDoc>, StoreError> {
-    parsed_documents(store, &listing_prefix("manifests", cluster, ns, job)).await
+    parsed_documents(store, &scope_prefix("manifests", cluster, ns, job), |_| {
+        true
+    })
+    .await
 }
 
 /// The one-line JSON documents under `prefix` (manifests, footprints), in key order; an
@@ -180,8 +203,9 @@ pub async fn manifest_docs(
 async fn json_documents<T: DeserializeOwned>(
     store: &Store,
     prefix: &str,
+    keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<T>, StoreError> {
-    let docs = parsed_documents(store, prefix).await?;
+    let docs = parsed_documents(store, prefix, keep).await?;
     Ok(docs
         .into_iter()
         .filter_map(|d| match d.parsed {
@@ -197,9 +221,13 @@ async fn json_documents<T: DeserializeOwned>(
 async fn parsed_documents<T: DeserializeOwned>(
     store: &Store,
     prefix: &str,
+    keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<Doc<T>>, StoreError> {
     let objects = store.list(prefix).await?;
-    stream::iter(objects.into_iter().filter(|o| o.key.ends_with(".json")))
+    let wanted = objects
+        .into_iter()
+        .filter(|o| o.key.ends_with(".json") && keep(&o.key));
+    stream::iter(wanted)
         .map(|o| async move {
             // Listed a moment ago, gone now: a concurrent delete, nothing to judge.
             let Some(data) = store.get(&o.key).await? else {

@@ -300,6 +300,16 @@ impl StreamTail {
         }
     }
 
+    /// What is left to read of the files planned, past the checkpoint (a drain's progress;
+    /// gzip files count at their compressed size). Stats each file: not for the hot path.
+    pub fn bytes_to_read(&self) -> u64 {
+        let sizes = self.pending.iter().map(|p| {
+            let len = std::fs::metadata(&p.path).map_or(0, |m| m.len());
+            len.saturating_sub(p.skip)
+        });
+        sizes.sum::<u64>().saturating_sub(self.resume_at)
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{}/{}/{}",

@@ -182,16 +182,24 @@ impl AttemptCheck {
         self.objects.iter()
     }
 
-    /// Sort key: job, run, attempt as a number, pod (manifest keys sort `attempt=10` first).
-    pub fn order(&self) -> (String, String, u32, String) {
+    /// Sort key: namespace, job, run, attempt as a number, pod (manifest keys sort
+    /// `attempt=10` first).
+    pub fn order(&self) -> (String, String, String, u32, String) {
         match &self.manifest {
             Some(m) => (
+                m.pod.namespace.clone(),
                 m.pod.job.clone(),
                 m.pod.job_uid.clone().unwrap_or_default(),
                 m.pod.attempt,
                 m.pod.pod.clone(),
             ),
-            None => (String::new(), String::new(), 0, self.manifest_key.clone()),
+            None => (
+                String::new(),
+                String::new(),
+                String::new(),
+                0,
+                self.manifest_key.clone(),
+            ),
         }
     }
 
@@ -466,13 +474,14 @@ pub struct Expected {
     pub sha256: String,
 }
 
-/// The listed objects worth reading: those that are present (a missing one is already judged).
+/// The listed objects worth reading: those present at the size the manifest gives. A missing
+/// or resized one is already judged from the listing; reading it would only report it again.
 pub fn to_read(checks: &[AttemptCheck], listing: &Listing) -> Vec<Expected> {
     checks
         .iter()
         .enumerate()
         .flat_map(|(i, c)| c.objects().map(move |o| (i, o)))
-        .filter(|(_, o)| listing.contains_key(&o.key))
+        .filter(|(_, o)| listing.get(&o.key) == Some(&o.bytes))
         .map(|(attempt, o)| Expected {
             attempt,
             key: o.key.clone(),
@@ -614,9 +623,15 @@ fn folder_label(key: &str) -> String {
     )
 }
 
-/// Totals for the closing line.
+/// Totals for the closing line: the scope covered (namespaces, jobs, attempts, objects), then
+/// the verdicts, so a reader can tell "all is well" from "little was looked at".
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    pub namespaces: usize,
+    /// Runs of jobs: (namespace, job, job_uid).
+    pub jobs: usize,
+    /// Log objects the manifests list or the store holds.
+    pub objects: usize,
     pub complete: usize,
     pub incomplete: usize,
     pub damaged: usize,
@@ -626,18 +641,35 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(checks: &[AttemptCheck], unlisted: &[UnlistedGroup]) -> Summary {
+    pub fn of(checks: &[AttemptCheck], unlisted: &[UnlistedGroup], listing: &Listing) -> Summary {
         let mut s = Summary {
             unlisted: unlisted.iter().map(|g| g.keys.len()).sum(),
             ..Summary::default()
         };
+        let mut namespaces: HashSet<String> = HashSet::new();
+        let mut jobs: HashSet<(String, String, String)> = HashSet::new();
+        let mut objects: HashSet<&str> = listing.keys().map(String::as_str).collect();
+        let mut scope = |key: &str| {
+            let p = KeyParts::parse(key);
+            if let (Some(ns), Some(job)) = (p.get("namespace"), p.get("job")) {
+                namespaces.insert(ns.to_string());
+                let uid = p.get("job_uid").unwrap_or(crate::contract::UNKNOWN_UID);
+                jobs.insert((ns.to_string(), job.to_string(), uid.to_string()));
+            }
+        };
+        listing.keys().for_each(|k| scope(k));
         for c in checks {
+            scope(&c.manifest_key);
+            objects.extend(c.objects().map(|o| o.key.as_str()));
             match c.status() {
                 Status::Complete => s.complete += 1,
                 Status::Incomplete => s.incomplete += 1,
                 Status::Damaged => s.damaged += 1,
             }
         }
+        s.namespaces = namespaces.len();
+        s.jobs = jobs.len();
+        s.objects = objects.len();
         s
     }
 
@@ -645,20 +677,32 @@ impl Summary {
         self.damaged == 0 && self.unlisted == 0
     }
 
+    pub fn attempts(&self) -> usize {
+        self.complete + self.incomplete + self.damaged
+    }
+
+    /// `verify: 2 namespaces, 3 jobs, 5 attempts, 41 objects: 4 complete, 0 incomplete, 1 damaged; 0 unlisted objects`
     pub fn line(&self) -> String {
         let pending = match self.pending {
             0 => String::new(),
             n => format!(" ({n} newer objects of running streams, not in their manifest yet)"),
         };
         format!(
-            "verify: {} attempts: {} complete, {} incomplete, {} damaged; {} unlisted objects{pending}",
-            self.complete + self.incomplete + self.damaged,
+            "verify: {}, {}, {}, {}: {} complete, {} incomplete, {} damaged; {} unlisted objects{pending}",
+            count(self.namespaces, "namespace"),
+            count(self.jobs, "job"),
+            count(self.attempts(), "attempt"),
+            count(self.objects, "object"),
             self.complete,
             self.incomplete,
             self.damaged,
             self.unlisted
         )
     }
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
@@ -844,7 +888,7 @@ mod tests {
         assert!(groups[0].render().starts_with(
             "unlisted    default/job job_uid=unknown attempt=2 pod=job-abcde: 1 object"
         ));
-        let s = Summary::of(&checks, &groups);
+        let s = Summary::of(&checks, &groups, &listing);
         assert_eq!((s.complete, s.unlisted, s.ok()), (1, 2, false));
     }
 
@@ -960,5 +1004,59 @@ mod tests {
                 (want_pending, want_unlisted)
             );
         }
+    }
+
+    #[test]
+    fn a_resized_object_is_reported_once() {
+        let m = manifest(vec![entry(0, 10), entry(10, 20)], vec![], 20);
+        let resized = entry(0, 10).key;
+        let mut listing = listing_of(&m);
+        listing.insert(resized.clone(), 3);
+        let mut checks = vec![check_manifest(&doc(m), &[], &listing)];
+        // What `verify` does next: read and hash each object `to_read` names.
+        for e in to_read(&checks, &listing) {
+            let body = if e.key == resized { "obj" } else { "object 10" };
+            checks[e.attempt]
+                .problems
+                .extend(check_body(&e, Some(body.as_bytes())));
+        }
+        assert_eq!(kinds(&checks[0]), ["size"], "{:?}", checks[0].problems);
+        assert_eq!(checks[0].render().matches(resized.as_str()).count(), 1);
+    }
+
+    #[test]
+    fn the_summary_names_the_scope_it_covered() {
+        let a = manifest(vec![entry(0, 10)], vec![], 10);
+        let mut b = manifest(vec![], vec![], 0);
+        b.pod.namespace = "batch".into();
+        b.pod.job = "chatty".into();
+        b.pod.job_uid = Some("u9".into());
+        let e = ObjectEntry {
+            key: b.pod.stream("main", 0).log_key(0),
+            ..entry(0, 10)
+        };
+        b.containers[0].objects = vec![e];
+        let mut listing = listing_of(&a);
+        listing.extend(listing_of(&b));
+        let checks = vec![
+            check_manifest(&doc(a), &[], &listing),
+            check_manifest(&doc(b), &[], &listing),
+        ];
+        let s = Summary::of(&checks, &[], &listing);
+        assert_eq!(
+            s.line(),
+            "verify: 2 namespaces, 2 jobs, 2 attempts, 2 objects: 2 complete, 0 incomplete, 0 damaged; 0 unlisted objects"
+        );
+        let one = Summary::of(
+            &checks[..1],
+            &[],
+            &listing_of(&manifest(vec![entry(0, 10)], vec![], 10)),
+        );
+        assert!(
+            one.line()
+                .starts_with("verify: 1 namespace, 1 job, 1 attempt, 1 object: "),
+            "{}",
+            one.line()
+        );
     }
 }

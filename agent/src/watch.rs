@@ -166,6 +166,8 @@ impl Follower {
     pub fn drain(mut self) {
         self.rescan();
         self.settle_waiting();
+        let total: u64 = self.streams.values().map(StreamTail::bytes_to_read).sum();
+        self.ctx.metrics.drain_bytes_total.store(total, Relaxed);
         let keys: Vec<StreamKey> = self.sorted_keys();
         for key in keys {
             let Some(mut tail) = self.streams.remove(&key) else {

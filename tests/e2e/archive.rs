@@ -75,7 +75,125 @@ fn attempts_are_numbered_by_first_line_and_fetched_in_order() {
             text.starts_with("[attempt=1 pod=exit-nonzero-bg2hf container=c] 20"),
             "{text}"
         );
+
+        // Filters that match nothing say what there is.
+        let err = |args: &[&str]| {
+            let out = run_expect(&mut node.cli(args), 1);
+            String::from_utf8(out.stderr).unwrap()
+        };
+        let e = err(&["fetch", "exit-nonzero", "--attempt", "9"]);
+        assert!(
+            e.starts_with("jobarchive: error: job exit-nonzero has attempts 1-3; no attempt 9 (namespace default"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = err(&[
+            "fetch",
+            "exit-nonzero",
+            "--attempt",
+            "2",
+            "--container",
+            "main",
+        ]);
+        assert!(
+            e.contains("attempt 2 of job exit-nonzero has container c; no container main"),
+            "{e}"
+        );
     });
+}
+
+#[test]
+fn readers_never_create_the_store_they_are_pointed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo/path");
+    let url = format!("file://{}", typo.display());
+    for args in [
+        &["fetch", "foo"][..],
+        &["ls"],
+        &["ls", "-A"],
+        &["verify"],
+        &["report", "foo"],
+    ] {
+        for store in [typo.to_str().unwrap(), &url] {
+            let out = run_expect(jobarchive().args(args).args(["--store", store]), 2);
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(
+                err,
+                format!(
+                    "jobarchive: error: store folder {} does not exist (check --store or JOBARCHIVE_STORE; only the agent creates a store)\n",
+                    typo.display()
+                ),
+                "{args:?}"
+            );
+            assert!(out.stdout.is_empty());
+            assert!(!dir.path().join("typo").exists(), "{args:?} created it");
+        }
+    }
+    // A bucket that does not exist: exit 3, one line that names it, for every reader.
+    for args in [
+        &["ls"][..],
+        &["verify", "-A"],
+        &["report", "foo"],
+        &["fetch", "foo"],
+    ] {
+        let mut c = jobarchive();
+        c.args(args).args(["--store", "s3://no-such-bucket-e2e/x"]);
+        s3_env(&mut c);
+        let out = run_expect(&mut c, 3);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("s3://no-such-bucket-e2e/x/") && err.contains("NoSuchBucket"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn agent_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let node = Node::local();
+    node.pod("default", "a-x7k2p", "u")
+        .append("c", 0, &lines("x", 3));
+    let out = run_expect(node.agent().arg("--drain").env("RUST_LOG", "info"), 0);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("agent starting"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in a piped log: {err:?}"
+    );
+    // And no progress drawn on a pipe either.
+    assert!(!err.contains("objects shipped"), "{err}");
+    node.pod("default", "a-x7k2p", "u")
+        .append("c", 0, &lines("y", 3));
+    let forced = run_expect(
+        node.agent()
+            .arg("--drain")
+            .env("RUST_LOG", "warn")
+            .env("JOBARCHIVE_PROGRESS", "always"),
+        0,
+    );
+    let err = String::from_utf8(forced.stderr).unwrap();
+    assert!(err.contains("drain: "), "{err}");
+    assert!(err.contains("objects shipped, "), "{err}");
+
+    // fetch into a pipe draws nothing, so `fetch | grep` sees only records.
+    let out = run_expect(&mut node.cli(&["fetch", "a"]), 0);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6);
+    assert!(
+        out.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_expect(
+        node.cli(&["fetch", "a"])
+            .env("JOBARCHIVE_PROGRESS", "always"),
+        0,
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("fetch: ") && err.contains(" objects, "),
+        "{err}"
+    );
 }
 
 #[test]

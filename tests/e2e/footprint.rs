@@ -435,6 +435,11 @@ fn cronjob_report_spans_the_jobs_of_the_cronjob() {
         let (pod_dir, _) = cgroups.systemd(uid, &container_id(i));
         write_usage(&pod_dir, 10 * MIB, 1_000_000, Some(20 * MIB));
     }
+    // The same CronJob name in another namespace: only -A reports it with these.
+    let other = node.pod("other", "nightly-29929856-c6d7k", "u-n3");
+    log(&other, "main", &[(&at("02:56:01"), "run")]);
+    let (pod_dir, _) = cgroups.systemd("u-n3", &container_id(9));
+    write_usage(&pod_dir, 10 * MIB, 1_000_000, Some(20 * MIB));
     drain(&node, &cgroups);
     let report = report_json(&node, &["-n", "batch", "--cronjob", "nightly"]);
     assert_eq!(report["cronjob"], "nightly");
@@ -447,6 +452,14 @@ fn cronjob_report_spans_the_jobs_of_the_cronjob() {
         &mut node.cli(&["report", "-n", "batch", "--cronjob", "weekly"]),
         1,
     );
+    let all = report_json(&node, &["--cronjob", "nightly", "-A"]);
+    assert_eq!(
+        all["jobs"],
+        serde_json::json!(["nightly-29929854", "nightly-29929855", "nightly-29929856"])
+    );
+    assert_eq!(all["namespace"], "batch,other");
+    // -A is for --cronjob; a job is read in one namespace.
+    run_expect(&mut node.cli(&["report", "nightly-29929854", "-A"]), 2);
 }
 
 #[test]

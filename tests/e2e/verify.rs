@@ -58,17 +58,108 @@ fn an_untouched_archive_verifies() {
             ),
             "{out}"
         );
+        let total = node.keys("logs/").len();
         assert_eq!(
             lines[2],
-            "verify: 2 attempts: 0 complete, 2 incomplete, 0 damaged; 0 unlisted objects"
+            format!("verify: 1 namespace, 2 jobs, 2 attempts, {total} objects: 0 complete, 2 incomplete, 0 damaged; 0 unlisted objects")
         );
-        let total = node.keys("logs/").len();
-        assert!(
-            err.contains(&format!("verify: {total}/{total} objects checked")),
-            "{err}"
-        );
+        // stderr is a pipe here: no progress, nothing at all.
+        assert_eq!(err, "");
         assert!(keys.iter().all(|k| !out.contains(k.as_str())));
     });
+}
+
+#[test]
+fn progress_is_drawn_only_on_a_terminal_or_when_forced() {
+    let node = Node::local();
+    archive(&node);
+    let total = node.keys("logs/").len();
+    let out = run_expect(
+        node.cli(&["verify"]).env("JOBARCHIVE_PROGRESS", "always"),
+        0,
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("/{total} objects checked, ")),
+        "{err}"
+    );
+    assert!(err.contains("ETA"), "{err}");
+    // The results on stdout are the same either way.
+    let (plain, _) = verify(&node, &[], 0);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), plain);
+    let out = run_expect(node.cli(&["verify"]).env("JOBARCHIVE_PROGRESS", "never"), 0);
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn all_namespaces_covers_the_whole_bucket() {
+    both_stores(|node| {
+        archive(&node);
+        let lines: Vec<String> = (0..120)
+            .map(|i| format!("chatty line {i} with some padding to fill batches"))
+            .collect();
+        node.pod("batch", "chatty-k2x9q", "uc")
+            .append("main", 0, &lines);
+        node.drain_with_config(SMALL_BATCHES);
+        let batch = node.keys("logs/cluster=default/namespace=batch/job=chatty/");
+        assert!(batch.len() >= 2, "{batch:?}");
+        let mut body = node.get_object(&batch[1]);
+        let last = body.len() - 1;
+        body[last] ^= 0xff;
+        node.put_object(&batch[1], &body);
+
+        // Namespace default alone: the damage in batch is out of scope, and the summary says so.
+        let (out, _) = verify(&node, &[], 0);
+        assert!(!out.contains("batch/"), "{out}");
+        assert!(
+            out.contains("verify: 1 namespace, 2 jobs, 2 attempts, "),
+            "{out}"
+        );
+
+        let (out, err) = verify(&node, &["-A"], 1);
+        let line = format!("  sha256     {}", batch[1]);
+        assert!(out.contains(&line), "expected {line:?} in:\n{out}");
+        assert!(
+            out.contains("damaged     batch/chatty job_uid=unknown attempt=1"),
+            "{out}"
+        );
+        let total = node.keys("logs/").len();
+        let summary = out.lines().last().unwrap();
+        assert_eq!(
+            summary,
+            format!("verify: 2 namespaces, 3 jobs, 3 attempts, {total} objects: 0 complete, 2 incomplete, 1 damaged; 0 unlisted objects")
+        );
+        assert!(err.contains("1 damaged attempts"), "{err}");
+        // The same damage is reported once, not once per way it was found.
+        assert_eq!(out.matches(batch[1].as_str()).count(), 1, "{out}");
+
+        // ls follows the same scope; a job name and -A do not go together.
+        let ls = |args: &[&str]| {
+            let mut full = vec!["ls"];
+            full.extend_from_slice(args);
+            String::from_utf8(run_expect(&mut node.cli(&full), 0).stdout).unwrap()
+        };
+        assert!(!ls(&[]).contains("chatty"));
+        let all = ls(&["-A"]);
+        let namespaces: Vec<&str> = all
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["batch", "default", "default"], "{all}");
+        verify(&node, &["alpha", "-A"], 2);
+        verify(&node, &["-A", "-n", "batch"], 2);
+    });
+}
+
+#[test]
+fn a_resized_object_is_named_once() {
+    let node = Node::local();
+    let keys = archive(&node);
+    let body = node.get_object(&keys[0]);
+    node.put_object(&keys[0], &body[..body.len() / 2]);
+    let (out, _) = verify(&node, &["alpha"], 1);
+    assert_eq!(out.matches(keys[0].as_str()).count(), 1, "{out}");
 }
 
 #[test]

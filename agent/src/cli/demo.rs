@@ -100,6 +100,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
     eprintln!("4/4 reading the archive back\n\n$ jobarchive ls {at}");
     super::ls::run(LsArgs {
         store: store_args.clone(),
+        all: Default::default(),
     })
     .await?;
     eprintln!("\n$ jobarchive fetch exit-nonzero --prefix {at}");
@@ -147,6 +148,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
             job_uid: None,
             format: ReportFormat::Table,
             plot: Some(plot),
+            all_namespaces: false,
             headroom: DEFAULT_HEADROOM_PERCENT,
         })
         .await?;

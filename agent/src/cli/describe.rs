@@ -55,7 +55,7 @@ pub async fn load(args: &DescribeArgs) -> CliResult<Description> {
     let prefix = |tree: &str| listing_prefix(tree, cluster, ns, Some(job));
     let records = read::job_records(&store, cluster, ns, job).await?;
     let footprints = read::footprints(&store, &prefix("footprints")).await?;
-    let manifests = read::manifests(&store, cluster, ns, Some(job)).await?;
+    let manifests = read::manifests(&store, cluster, Some(ns), Some(job)).await?;
     let event_uids: Vec<String> = store
         .list(&prefix("events"))
         .await?

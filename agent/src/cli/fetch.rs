@@ -3,6 +3,7 @@
 //! running job as they land. Objects are streamed a few at a time, so memory does not grow with
 //! the size of the job.
 
+use super::progress::Progress;
 use super::window::{now_nanos, Window};
 use super::StoreArgs;
 use crate::contract::{LogKey, ObjectEntry, RecordRead};
@@ -12,7 +13,7 @@ use crate::read::{self, Dedup, JobRun, StreamKey};
 use crate::store::Store;
 use base64::Engine;
 use clap::{Args, ValueEnum};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{StdoutLock, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -66,7 +67,7 @@ pub async fn run(args: FetchArgs) -> CliResult<()> {
         .map_err(CliError::usage)?;
     let store = args.store.open().await?;
     let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
-    let runs = read::job_runs(read::manifests(&store, cluster, ns, Some(&args.job)).await?);
+    let runs = read::job_runs(read::manifests(&store, cluster, Some(ns), Some(&args.job)).await?);
     let run = pick_run(&runs, &args).ok_or_else(|| {
         let what = args
             .job_uid
@@ -80,9 +81,26 @@ pub async fn run(args: FetchArgs) -> CliResult<()> {
         ))
     })?;
     let listing = read::log_listing(&store, cluster, ns, &args.job, &run.job_uid).await?;
+    if !args.follow {
+        // A follow may wait for an attempt or container still to come; otherwise say what is there.
+        if let Some(why) = nothing_matches(&args, &listing) {
+            return Err(CliError::not_found(format!(
+                "{why} (namespace {ns}, cluster {cluster}, at {})",
+                store.describe()
+            )));
+        }
+    }
     // Only a follow needs to remember what it read, and only a window the objects' time spans:
     // per-object state is what grows with a job's size, so keep none that is not needed.
     let mut seen = HashMap::new();
+    let sizes: HashMap<String, u64> = if args.follow {
+        HashMap::new()
+    } else {
+        listing
+            .iter()
+            .map(|(k, size)| (k.key.clone(), *size))
+            .collect()
+    };
     let keys = select(listing, &args, args.follow.then_some(&mut seen))?;
     let keys = if window.is_open() {
         keys
@@ -100,7 +118,19 @@ pub async fn run(args: FetchArgs) -> CliResult<()> {
         )));
     }
     let mut printer = Printer::new(&args, window);
-    printer.print(&store, &keys).await?;
+    let progress = if args.follow {
+        Progress::hidden()
+    } else {
+        let bytes = keys.iter().filter_map(|k| sizes.get(&k.key)).sum();
+        Progress::beside_output("fetch", "objects", Some(keys.len() as u64), bytes)
+    };
+    printer
+        .print(&store, &keys, |key| {
+            progress.inc(sizes.get(&key.key).copied().unwrap_or(0))
+        })
+        .await?;
+    progress.finish();
+    drop(sizes);
     if args.follow {
         tokio::select! {
             r = follow(&store, &args, &run.job_uid, seen, &mut printer) => r?,
@@ -171,7 +201,7 @@ async fn follow(
             }
         };
         let keys = select(listing, args, Some(&mut seen))?;
-        printer.print(store, &keys).await?;
+        printer.print(store, &keys, |_| {}).await?;
     }
     Ok(())
 }
@@ -309,10 +339,21 @@ impl Printer {
         }
     }
 
-    async fn print(&mut self, store: &Store, keys: &[LogKey]) -> CliResult<()> {
+    /// Prints the records of `keys`; `done` hears of each object printed.
+    async fn print(
+        &mut self,
+        store: &Store,
+        keys: &[LogKey],
+        mut done: impl FnMut(&LogKey),
+    ) -> CliResult<()> {
         let style = self.style;
         let render = move |body: &[u8]| style.render(body);
-        read::for_each_object(store, keys, render, |_key, r| self.emit(r)).await?;
+        read::for_each_object(store, keys, render, |key, r| {
+            let emitted = self.emit(r);
+            done(key);
+            emitted
+        })
+        .await?;
         Ok(())
     }
 
@@ -377,6 +418,74 @@ impl Printer {
     }
 }
 
+/// When `--attempt` or `--container` names something the run does not have, what it has:
+/// `job J has attempts 1-6; no attempt 9`, `attempt 2 of job J has containers main; no container x`.
+fn nothing_matches(args: &FetchArgs, listing: &[(LogKey, u64)]) -> Option<String> {
+    let job = &args.job;
+    let attempts: BTreeSet<u32> = listing.iter().map(|(k, _)| k.attempt).collect();
+    let chosen = match args.attempt.as_deref() {
+        None => None,
+        Some("last") => attempts.last().copied(),
+        // Not a number: filter_keys says so.
+        Some(n) => Some(n.parse::<u32>().ok()?),
+    };
+    if let Some(n) = chosen.filter(|n| !attempts.contains(n)) {
+        return Some(format!(
+            "job {job} has {}; no attempt {n}",
+            counted("attempt", &ranges(&attempts), attempts.len())
+        ));
+    }
+    let wanted = args.container.as_ref()?;
+    let containers: BTreeSet<&str> = listing
+        .iter()
+        .filter(|(k, _)| chosen.is_none_or(|n| k.attempt == n))
+        .map(|(k, _)| k.container.as_str())
+        .collect();
+    if containers.contains(wanted.as_str()) {
+        return None;
+    }
+    let list: Vec<&str> = containers.into_iter().collect();
+    let whose = match chosen {
+        Some(n) => format!("attempt {n} of job {job}"),
+        None => format!("job {job}"),
+    };
+    Some(format!(
+        "{whose} has {}; no container {wanted}",
+        counted("container", &list.join(", "), list.len())
+    ))
+}
+
+/// `attempt 3`, `attempts 1-6`, `no attempts`.
+fn counted(noun: &str, list: &str, n: usize) -> String {
+    match n {
+        0 => format!("no {noun}s"),
+        1 => format!("{noun} {list}"),
+        _ => format!("{noun}s {list}"),
+    }
+}
+
+/// `1-6`, `1-3, 5, 7-8`.
+fn ranges(numbers: &BTreeSet<u32>) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    parts.join(", ")
+}
+
 fn filter_keys(keys: &mut Vec<(LogKey, u64)>, args: &FetchArgs) -> CliResult<()> {
     if let Some(c) = &args.container {
         keys.retain(|(k, _)| &k.container == c);
@@ -426,4 +535,69 @@ fn write_record(
         None => out.write_all(r.message.as_bytes())?,
     }
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> FetchArgs {
+        let argv = ["jobarchive", "fetch", "exit-nonzero"].iter().chain(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Fetch(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Attempts 1-6 with container `main`, attempt 3 also with `sidecar`.
+    fn listing() -> Vec<(LogKey, u64)> {
+        let key = |attempt: u32, container: &str| {
+            format!("logs/cluster=default/namespace=default/job=exit-nonzero/job_uid=u/attempt={attempt}/pod=p{attempt}/container={container}/restart=0/00000000000000000000.ndjson.gz")
+        };
+        let mut keys: Vec<String> = (1..=6).map(|a| key(a, "main")).collect();
+        keys.push(key(3, "sidecar"));
+        keys.iter()
+            .map(|k| (LogKey::parse(k).unwrap(), 10))
+            .collect()
+    }
+
+    #[test]
+    fn filters_that_match_nothing_say_what_there_is() {
+        let l = listing();
+        let why = |extra: &[&str]| nothing_matches(&args(extra), &l);
+        assert_eq!(
+            why(&["--attempt", "9"]).as_deref(),
+            Some("job exit-nonzero has attempts 1-6; no attempt 9")
+        );
+        assert_eq!(
+            why(&["--container", "x"]).as_deref(),
+            Some("job exit-nonzero has containers main, sidecar; no container x")
+        );
+        assert_eq!(
+            why(&["--attempt", "2", "--container", "sidecar"]).as_deref(),
+            Some("attempt 2 of job exit-nonzero has container main; no container sidecar")
+        );
+        for fine in [
+            &["--attempt", "3", "--container", "sidecar"][..],
+            &["--attempt", "last"],
+            &["--attempt", "junk"],
+            &[],
+        ] {
+            assert_eq!(why(fine), None, "{fine:?}");
+        }
+        assert_eq!(
+            nothing_matches(&args(&["--attempt", "1"]), &[]).as_deref(),
+            Some("job exit-nonzero has no attempts; no attempt 1")
+        );
+    }
+
+    #[test]
+    fn attempt_ranges() {
+        let set = |v: &[u32]| v.iter().copied().collect::<BTreeSet<u32>>();
+        assert_eq!(ranges(&set(&[1, 2, 3, 4, 5, 6])), "1-6");
+        assert_eq!(ranges(&set(&[1, 2, 3, 5, 7, 8])), "1-3, 5, 7-8");
+        assert_eq!(ranges(&set(&[4])), "4");
+    }
 }

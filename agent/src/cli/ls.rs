@@ -1,6 +1,7 @@
-//! `jobarchive ls`: the archived jobs of a namespace, one line per run.
+//! `jobarchive ls`: the archived jobs of a namespace (or with `-A` of every namespace), one
+//! line per run.
 
-use super::StoreArgs;
+use super::{AllNamespaces, StoreArgs};
 use crate::error::{CliError, CliResult};
 use crate::read;
 use clap::Args;
@@ -9,18 +10,24 @@ use clap::Args;
 pub struct LsArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub all: AllNamespaces,
 }
 
 pub async fn run(args: LsArgs) -> CliResult<()> {
     let store = args.store.open().await?;
-    let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
-    let runs = read::job_runs(read::manifests(&store, cluster, ns, None).await?);
+    let cluster = &args.store.cluster;
+    let ns = args.store.scope(&args.all);
+    let mut runs = read::job_runs(read::manifests(&store, cluster, ns, None).await?);
     if runs.is_empty() {
         return Err(CliError::not_found(format!(
-            "no archived jobs in namespace {ns} (cluster {cluster}) at {}",
+            "no archived jobs in {} (cluster {cluster}) at {}",
+            args.store.scope_label(&args.all),
             store.describe()
         )));
     }
+    // job_runs orders by job; across namespaces, each namespace's jobs together.
+    runs.sort_by(|a, b| a.namespace.cmp(&b.namespace));
     let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|r| {

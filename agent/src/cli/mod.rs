@@ -6,6 +6,7 @@ pub mod demo_cluster;
 pub mod describe;
 pub mod fetch;
 pub mod ls;
+pub mod progress;
 pub mod report;
 pub mod verify;
 pub mod window;
@@ -62,12 +63,36 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The store, opened for reading: a read command never creates or writes it, and a store
+    /// that is not there is an error here (exit 2 for a missing folder, 3 for a bucket that does
+    /// not exist or cannot be reached), not an empty archive.
     pub async fn open(&self) -> CliResult<Store> {
         let url = self.store.as_deref().ok_or_else(|| CliError::usage("no store given: pass --store URL or set JOBARCHIVE_STORE (the demo's is ./jobarchive-demo)"))?;
         let path_style =
             std::env::var("JOBARCHIVE_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
-        Ok(Store::open(url, path_style, "").await?)
+        Ok(Store::open_read_only(url, path_style).await?)
     }
+
+    /// The namespace to read, or `None` for every namespace (`-A`).
+    pub fn scope(&self, all: &AllNamespaces) -> Option<&str> {
+        (!all.all_namespaces).then_some(self.namespace.as_str())
+    }
+
+    /// `namespace default` or `all namespaces`, for messages.
+    pub fn scope_label(&self, all: &AllNamespaces) -> String {
+        match self.scope(all) {
+            Some(ns) => format!("namespace {ns}"),
+            None => "all namespaces".into(),
+        }
+    }
+}
+
+/// `-A/--all-namespaces`, as in kubectl (CONTRACT §1, v1.1): every namespace of the cluster.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AllNamespaces {
+    /// Every namespace of the cluster (instead of -n)
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
 }
 
 pub async fn run(cli: Cli) -> CliResult<()> {

@@ -2,8 +2,8 @@
 //! attempts from the store, side by side, totalled, with a request recommendation, as a table,
 //! JSON or CSV, and optionally as an SVG plot of memory over time.
 
-use super::StoreArgs;
-use crate::contract::{listing_prefix, UNKNOWN_UID};
+use super::{AllNamespaces, StoreArgs};
+use crate::contract::{listing_prefix, scope_prefix, UNKNOWN_UID};
 use crate::error::{CliError, CliResult};
 use crate::footprint::report::DEFAULT_HEADROOM_PERCENT;
 use crate::footprint::{build_cronjob_report, build_report, render_svg, Footprint, Report};
@@ -23,6 +23,9 @@ pub struct ReportArgs {
     /// Every Job of this CronJob (Jobs named <cronjob>-<schedule>, as the CronJob controller names them)
     #[arg(long, value_name = "NAME")]
     pub cronjob: Option<String>,
+    /// With --cronjob: its Jobs in every namespace of the cluster
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// This run of the job (default: the most recent; others are listed on stderr)
     #[arg(long, value_name = "UID", conflicts_with = "cronjob")]
     pub job_uid: Option<String>,
@@ -46,6 +49,11 @@ pub enum Format {
 }
 
 pub async fn run(args: ReportArgs) -> CliResult<()> {
+    if args.all_namespaces && args.cronjob.is_none() {
+        return Err(CliError::usage(
+            "-A goes with --cronjob NAME: a job is reported from one namespace (-n NS)",
+        ));
+    }
     let store = args.store.open().await?;
     let report = match (&args.cronjob, &args.job) {
         (Some(cronjob), _) => cronjob_report(&store, &args, cronjob).await?,
@@ -78,6 +86,7 @@ pub async fn load(store_args: &StoreArgs, job: &str, headroom: u32) -> CliResult
         format: Format::Table,
         plot: None,
         headroom,
+        all_namespaces: false,
     };
     job_report(&store, &args, job).await
 }
@@ -116,24 +125,42 @@ async fn job_report(store: &Store, args: &ReportArgs, job: &str) -> CliResult<Re
 }
 
 async fn cronjob_report(store: &Store, args: &ReportArgs, cronjob: &str) -> CliResult<Report> {
-    let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
-    // A string prefix, not a folder: it matches the folders of all the CronJob's Jobs.
-    let prefix = format!(
-        "{}job={cronjob}-",
-        listing_prefix("footprints", cluster, ns, None)
-    );
-    let attempts: Vec<Footprint> = read::footprints(store, &prefix)
+    let cluster = &args.store.cluster;
+    let all = AllNamespaces {
+        all_namespaces: args.all_namespaces,
+    };
+    let ns = args.store.scope(&all);
+    // A string prefix, not a folder: it matches the folders of all the CronJob's Jobs. Across
+    // namespaces the cluster's listing, of which only those folders are read.
+    let prefix = match ns {
+        Some(_) => format!(
+            "{}job={cronjob}-",
+            scope_prefix("footprints", cluster, ns, None)
+        ),
+        None => scope_prefix("footprints", cluster, None, None),
+    };
+    let folder = format!("/job={cronjob}-");
+    let attempts: Vec<Footprint> = read::footprints_where(store, &prefix, |k| k.contains(&folder))
         .await?
         .into_iter()
         .filter(|f| f.cronjob.as_deref() == Some(cronjob))
         .collect();
     if attempts.is_empty() {
         return Err(CliError::not_found(format!(
-            "no footprints of jobs of cronjob {cronjob} in namespace {ns} (cluster {cluster}) at {} (looked under {prefix}*)",
+            "no footprints of jobs of cronjob {cronjob} in {} (cluster {cluster}) at {} (looked under {prefix}*)",
+            args.store.scope_label(&all),
             store.describe()
         )));
     }
-    Ok(build_cronjob_report(cronjob, ns, attempts, args.headroom))
+    let mut namespaces: Vec<&str> = attempts.iter().map(|f| f.namespace.as_str()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    Ok(build_cronjob_report(
+        cronjob,
+        &namespaces.join(","),
+        attempts,
+        args.headroom,
+    ))
 }
 
 /// The footprints of one run of a job (one job_uid).

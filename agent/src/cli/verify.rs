@@ -1,10 +1,12 @@
-//! `jobarchive verify [<job>]`: audit the archive of a job (or of a whole namespace) from the
-//! bucket alone. Lists the log objects, reads every manifest, reads and hashes every object a
-//! manifest lists, and prints one line per attempt (complete, incomplete or damaged, with the
-//! problems under it), the objects no manifest lists, then a summary. Exit 1 on any mismatch.
+//! `jobarchive verify [<job>]`: audit the archive of a job, of a whole namespace, or with `-A`
+//! of every namespace, from the bucket alone. Lists the log objects, reads every manifest, reads
+//! and hashes every object a manifest lists, and prints one line per attempt (complete,
+//! incomplete or damaged, with the problems under it), the objects no manifest lists, then a
+//! summary that names the scope covered. Exit 1 on any mismatch.
 
-use super::StoreArgs;
-use crate::contract::{listing_prefix, PARTS_TREE};
+use super::progress::Progress;
+use super::{AllNamespaces, StoreArgs};
+use crate::contract::{scope_prefix, PARTS_TREE};
 use crate::error::{CliError, CliResult};
 use crate::read::{self, FETCH_PARALLELISM};
 use crate::store::{Store, StoreError};
@@ -12,37 +14,40 @@ use crate::verify::{self, AttemptCheck, Expected, Listing, Summary};
 use clap::Args;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Job name (default: every job of the namespace)
+    /// Job name (default: every job of the namespace, or with -A of the cluster)
+    #[arg(conflicts_with = "all_namespaces")]
     pub job: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub all: AllNamespaces,
 }
 
 pub async fn run(args: VerifyArgs) -> CliResult<()> {
     let store = args.store.open().await?;
-    let (cluster, ns) = (&args.store.cluster, &args.store.namespace);
+    let cluster = &args.store.cluster;
+    let ns = args.store.scope(&args.all);
     let job = args.job.as_deref();
     // Logs before manifests: an object listed here was uploaded before its manifest entry was
     // written, so reading the manifests afterwards does not report a live job's newest object
     // as unlisted (save for the instant between the two writes).
     let listing: Listing = store
-        .list(&listing_prefix("logs", cluster, ns, job))
+        .list(&scope_prefix("logs", cluster, ns, job))
         .await?
         .into_iter()
         .map(|o| (o.key, o.size))
         .collect();
     let docs = read::manifest_docs(&store, cluster, ns, job).await?;
     // Parts after heads: a part a head counts was written before that head.
-    let parts = read::part_docs(&store, &listing_prefix(PARTS_TREE, cluster, ns, job)).await?;
+    let parts = read::part_docs(&store, &scope_prefix(PARTS_TREE, cluster, ns, job)).await?;
     if docs.is_empty() && listing.is_empty() {
         let what = job.map(|j| format!("job {j}")).unwrap_or("any job".into());
         return Err(CliError::not_found(format!(
-            "no manifests or log objects for {what} in namespace {ns} (cluster {cluster}) at {}",
+            "no manifests or log objects for {what} in {} (cluster {cluster}) at {}",
+            args.store.scope_label(&args.all),
             store.describe()
         )));
     }
@@ -72,7 +77,7 @@ pub async fn run(args: VerifyArgs) -> CliResult<()> {
     for g in &unlisted {
         print!("{}", g.render());
     }
-    let mut summary = Summary::of(&checks, &unlisted);
+    let mut summary = Summary::of(&checks, &unlisted, &listing);
     summary.pending = verify::pending(&checks, &listing);
     println!("{}", summary.line());
     if summary.ok() {
@@ -92,63 +97,29 @@ async fn check_bodies(
     expected: Vec<Expected>,
     checks: &mut [AttemptCheck],
 ) -> Result<(), StoreError> {
-    let mut progress = Progress::new(expected.len());
+    let bytes = expected.iter().map(|e| e.bytes).sum();
+    let progress = Progress::new(
+        "verify",
+        "objects checked",
+        Some(expected.len() as u64),
+        bytes,
+    );
     let mut results = stream::iter(expected)
         .map(|e| async move {
             let body = store.get(&e.key).await?;
             tokio::task::spawn_blocking(move || {
                 let problem = verify::check_body(&e, body.as_deref());
-                (e.attempt, problem)
+                (e.attempt, e.bytes, problem)
             })
             .await
             .map_err(|err| StoreError::fatal(format!("hashing failed: {err}")))
         })
         .buffer_unordered(FETCH_PARALLELISM);
     while let Some(result) = results.next().await {
-        let (attempt, problem) = result?;
+        let (attempt, bytes, problem) = result?;
         checks[attempt].problems.extend(problem);
-        progress.tick();
+        progress.inc(bytes);
     }
     progress.finish();
     Ok(())
-}
-
-/// `verify: 1200/5000 objects checked` on stderr: refreshed every second on a terminal, once at
-/// the end otherwise (a log file or CI output wants one line, not thousands).
-struct Progress {
-    total: usize,
-    done: usize,
-    terminal: bool,
-    shown: Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Progress {
-        Progress {
-            total,
-            done: 0,
-            terminal: std::io::stderr().is_terminal(),
-            shown: Instant::now(),
-        }
-    }
-
-    fn line(&self) -> String {
-        format!("verify: {}/{} objects checked", self.done, self.total)
-    }
-
-    fn tick(&mut self) {
-        self.done += 1;
-        if self.terminal && self.shown.elapsed() >= Duration::from_secs(1) {
-            eprint!("\r{}", self.line());
-            self.shown = Instant::now();
-        }
-    }
-
-    fn finish(&self) {
-        if self.terminal {
-            eprintln!("\r{}", self.line());
-        } else {
-            eprintln!("{}", self.line());
-        }
-    }
 }

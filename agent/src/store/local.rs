@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 
 pub struct LocalStore {
     root: PathBuf,
+    /// Opened by a read command: `put` refuses, so reading can never write.
+    read_only: bool,
 }
 
 impl LocalStore {
+    /// The agent's store: the folder is created if missing.
     pub fn open(path: &str) -> Result<LocalStore, StoreError> {
         let root = PathBuf::from(path);
         std::fs::create_dir_all(&root).map_err(|e| {
@@ -20,7 +23,36 @@ impl LocalStore {
                 root.display()
             ))
         })?;
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            root,
+            read_only: false,
+        })
+    }
+
+    /// A reader's store: the folder must exist. A typo in `--store` is then an error that
+    /// names the path, not a new empty folder that reads as an empty archive.
+    pub fn open_existing(path: &str) -> Result<LocalStore, StoreError> {
+        let root = PathBuf::from(path);
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(LocalStore {
+                root,
+                read_only: true,
+            }),
+            Ok(_) => Err(StoreError::config(format!(
+                "store {} is not a folder",
+                root.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::config(format!(
+                    "store folder {} does not exist (check --store or JOBARCHIVE_STORE; only the agent creates a store)",
+                    root.display()
+                )))
+            }
+            Err(e) => Err(StoreError::fatal(format!(
+                "cannot open store folder {}: {e}",
+                root.display()
+            ))),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -38,6 +70,12 @@ impl LocalStore {
     }
 
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::fatal(format!(
+                "local store {} is open for reading only: not writing {key}",
+                self.root.display()
+            )));
+        }
         let path = self.path_of(key)?;
         tokio::task::spawn_blocking(move || write_atomically(&path, &body))
             .await
@@ -177,5 +215,27 @@ mod tests {
         assert_eq!(keys, ["logs/a=1/b=2/x.gz", "logs/a=1/c=3/y.gz"]);
         assert_eq!(s.list("logs/a=1/b").await.unwrap().len(), 1);
         assert!(s.put("logs/../escape", Bytes::new()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_reader_never_creates_or_writes_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("typo/path");
+        let err = LocalStore::open_existing(typo.to_str().unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, super::super::ErrorKind::Config);
+        assert!(err.message.contains(&typo.display().to_string()), "{err}");
+        assert!(!dir.path().join("typo").exists());
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = LocalStore::open_existing(file.to_str().unwrap())
+            .err()
+            .unwrap();
+        assert!(err.message.ends_with("is not a folder"), "{err}");
+
+        let s = LocalStore::open_existing(dir.path().to_str().unwrap()).unwrap();
+        assert!(s.put("logs/a.gz", Bytes::from_static(b"x")).await.is_err());
+        assert!(!dir.path().join("logs").exists());
     }
 }

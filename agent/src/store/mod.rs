@@ -15,6 +15,9 @@ pub enum ErrorKind {
     Transient,
     /// Wrong credentials, missing bucket, bad URL: retrying soon will not help.
     Fatal,
+    /// The store named is not there at all (a local folder that does not exist): a mistake
+    /// on the command line or in the config, not trouble with the store.
+    Config,
 }
 
 #[derive(Debug)]
@@ -36,6 +39,12 @@ impl StoreError {
             message: message.into(),
         }
     }
+    pub fn config(message: impl Into<String>) -> Self {
+        StoreError {
+            kind: ErrorKind::Config,
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -45,6 +54,29 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+enum Url<'a> {
+    /// After `s3://`.
+    S3(&'a str),
+    Local(&'a str),
+}
+
+fn parse_url(url: &str) -> Result<Url<'_>, StoreError> {
+    if url.is_empty() {
+        return Err(StoreError::fatal(
+            "no store given: use --store URL or JOBARCHIVE_STORE (s3://BUCKET/PREFIX or a folder)",
+        ));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        return Ok(Url::S3(rest));
+    }
+    if url.contains("://") && !url.starts_with("file://") {
+        return Err(StoreError::fatal(format!(
+            "unsupported store URL {url:?}: use s3://BUCKET/PREFIX or file:///PATH"
+        )));
+    }
+    Ok(Url::Local(url.strip_prefix("file://").unwrap_or(url)))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -158,24 +190,33 @@ impl Store {
         &self.puts
     }
 
-    /// `s3://BUCKET/PREFIX`, `file:///ABS/PATH` or a plain path (CONTRACT §2).
+    /// A store to write to: `s3://BUCKET/PREFIX`, `file:///ABS/PATH` or a plain path
+    /// (CONTRACT §2); a local folder is created if missing. Only the agent writes.
     /// `ca_bundle`: extra trusted CAs (PEM file) for an S3 store behind a private CA.
     pub async fn open(url: &str, path_style: bool, ca_bundle: &str) -> Result<Store, StoreError> {
-        if url.is_empty() {
-            return Err(StoreError::fatal("no store given: use --store URL or JOBARCHIVE_STORE (s3://BUCKET/PREFIX or a folder)"));
-        }
-        if let Some(rest) = url.strip_prefix("s3://") {
-            return Ok(Store::new(Backend::S3(
+        match parse_url(url)? {
+            Url::S3(rest) => Ok(Store::new(Backend::S3(
                 s3::S3Store::open(rest, path_style, ca_bundle).await?,
-            )));
+            ))),
+            Url::Local(path) => Ok(Store::new(Backend::Local(local::LocalStore::open(path)?))),
         }
-        if url.contains("://") && !url.starts_with("file://") {
-            return Err(StoreError::fatal(format!(
-                "unsupported store URL {url:?}: use s3://BUCKET/PREFIX or file:///PATH"
-            )));
+    }
+
+    /// A store to read from (`fetch`, `ls`, `report`, `verify`): nothing is created, and a
+    /// store that is not there fails here with one clear line, rather than reading as an empty
+    /// archive: a missing local folder is [`ErrorKind::Config`], a bucket that does not exist
+    /// or cannot be reached (one small listing of the prefix) an S3 error.
+    pub async fn open_read_only(url: &str, path_style: bool) -> Result<Store, StoreError> {
+        match parse_url(url)? {
+            Url::S3(rest) => {
+                let s = s3::S3Store::open(rest, path_style, "").await?;
+                s.check().await?;
+                Ok(Store::new(Backend::S3(s)))
+            }
+            Url::Local(path) => Ok(Store::new(Backend::Local(
+                local::LocalStore::open_existing(path)?,
+            ))),
         }
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Store::new(Backend::Local(local::LocalStore::open(path)?)))
     }
 
     /// The agent's store: `open`, plus the object protection of `[store]` on S3.
