@@ -16,6 +16,7 @@
 //! manifest names only objects that are in the store.
 
 use crate::checkpoint::{PodState, StateDir, StreamCheckpoint};
+use crate::clock::now_rfc3339;
 use crate::contract::{encode_part, Gap, ObjectEntry, PodIdentity, StreamMeta};
 use crate::pipeline::Metrics;
 use crate::store::spool::{SpoolHeader, Spooled, StreamId};
@@ -738,10 +739,4 @@ fn jitter(d: Duration) -> Duration {
         .map(|t| t.subsec_nanos())
         .unwrap_or(0);
     d.mul_f64((nanos % 1000) as f64 / 2000.0)
-}
-
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

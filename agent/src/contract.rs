@@ -438,7 +438,7 @@ impl Manifest {
 /// The earliest first and the latest last of `(first, last)` timestamps. Runtimes trim trailing
 /// zeros of the fraction, so the stamps are compared as times.
 pub fn span_of<'a>(spans: impl Iterator<Item = (&'a str, &'a str)>) -> Option<(&'a str, &'a str)> {
-    let nanos = |ts: &str| crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN);
+    let nanos = |ts: &str| crate::clock::rfc3339_nanos(ts).unwrap_or(i128::MIN);
     let mut out: Option<(&str, &str)> = None;
     for (first, last) in spans.filter(|(f, l)| !f.is_empty() && !l.is_empty()) {
         out = Some(match out {

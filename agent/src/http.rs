@@ -1,6 +1,7 @@
 //! The agent's HTTP endpoints: `/healthz` (the reading loop is turning), `/readyz` (the store
 //! answers and the API metadata is synced), `/metrics` (Prometheus text format).
 
+use crate::clock::now_ms;
 use crate::pipeline::Metrics;
 use crate::store::{PutClass, PutCounters, Store};
 use bytes::Bytes;
@@ -298,11 +299,4 @@ pub fn render_metrics(m: &Metrics) -> String {
         );
     }
     out
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod commit;
 pub mod compress;
 pub mod config;

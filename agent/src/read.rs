@@ -281,7 +281,7 @@ pub fn job_runs(manifests: Vec<Manifest>) -> Vec<JobRun> {
 }
 
 fn nanos(ts: &str) -> i128 {
-    crate::meta::rfc3339_nanos(ts).unwrap_or(i128::MIN)
+    crate::clock::rfc3339_nanos(ts).unwrap_or(i128::MIN)
 }
 
 fn earlier(a: &str, b: &str) -> bool {

@@ -9,6 +9,7 @@
 
 use crate::batch::Batch;
 use crate::checkpoint::{FileMark, StreamCheckpoint};
+use crate::clock::now_unix;
 use crate::contract::{Fingerprint, Gap, StreamMeta};
 use crate::discover::{file_id, open_checked, stamp_unix, StreamFiles};
 use crate::encode::Encoder;
@@ -681,13 +682,6 @@ static OUT_OF_FDS_REPORTED: std::sync::atomic::AtomicBool =
 
 fn out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -8,13 +8,12 @@
 //! stream.
 
 use crate::checkpoint::PodState;
+use crate::clock::{now_ms, now_nanos, now_unix, rfc3339_nanos};
 use crate::commit::Work;
 use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
-use crate::meta::{
-    rfc3339_nanos, AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState,
-};
+use crate::meta::{AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState};
 use crate::pipeline::Stop;
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::cmp::Reverse;
@@ -136,7 +135,7 @@ impl Follower {
             rescan_now: false,
             young: HashMap::new(),
             pods_with_streams: None,
-            started_nanos: time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
+            started_nanos: now_nanos(),
             identities,
             source,
             waiting: HashMap::new(),
@@ -200,7 +199,7 @@ impl Follower {
         let source = self.source.as_ref()?;
         match source.run_state(&key.0, &key.1, key.2) {
             RunState::Ended { finished_unix } => {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let now = now_unix();
                 let trusted = finished_unix.map_or(now, |t| t + END_GRACE_SECS);
                 Some(Duration::from_secs(
                     trusted.saturating_sub(now).max(0) as u64
@@ -763,7 +762,7 @@ impl Follower {
     /// Gauges for /metrics and the heartbeat for /healthz.
     fn publish_gauges(&mut self) {
         let m = &self.ctx.metrics;
-        let now = crate::http::now_ms();
+        let now = now_ms();
         m.heartbeat_unix_ms.store(now, Relaxed);
         m.streams_tracked.store(self.streams.len() as u64, Relaxed);
         m.files_open.store(
@@ -827,7 +826,7 @@ impl Follower {
         for s in sealed.drain(..) {
             let permit = loop {
                 let heartbeat = &self.ctx.metrics.heartbeat_unix_ms;
-                heartbeat.store(crate::http::now_ms(), Relaxed);
+                heartbeat.store(now_ms(), Relaxed);
                 let tx = &self.tx;
                 let wait =
                     async { tokio::time::timeout(Duration::from_secs(1), tx.reserve()).await };

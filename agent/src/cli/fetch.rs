@@ -4,8 +4,9 @@
 //! the size of the job.
 
 use super::progress::Progress;
-use super::window::{now_nanos, Window};
+use super::window::Window;
 use super::StoreArgs;
+use crate::clock::now_nanos;
 use crate::contract::{LogKey, ObjectEntry, RecordRead};
 use crate::decode;
 use crate::error::{CliError, CliResult};

@@ -2,7 +2,7 @@
 //! (`2h`, `1h30m`, `90s`, `7d`), applied to records by their `ts` and to whole objects by the
 //! manifest's `first_ts`/`last_ts`, so a long job's objects outside the window are never read.
 
-use crate::meta::rfc3339_nanos;
+use crate::clock::rfc3339_nanos;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 
@@ -89,10 +89,6 @@ fn duration_nanos(s: &str) -> Option<i128> {
         total = total.checked_add(n.checked_mul(unit * NANOS_PER_SEC)?)?;
     }
     (digits.is_empty() && !s.is_empty()).then_some(total)
-}
-
-pub fn now_nanos() -> i128 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos()
 }
 
 #[cfg(test)]

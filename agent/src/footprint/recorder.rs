@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use super::cgroup::PodCgroups;
 use super::{AttemptIdentity, AttemptTracker, ContainerFootprint, Footprint};
 use crate::checkpoint::{StateDir, StateVersion};
+use crate::clock::now_unix_f64;
 use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::discover::{read_pod_folders, settled_mtime};
@@ -161,11 +162,11 @@ impl Recorder {
 
     /// `--drain`: one sample of every pod and its document written, now.
     pub async fn drain(mut self) -> Result<usize, StoreError> {
-        self.pass(now_unix(), true).await
+        self.pass(now_unix_f64(), true).await
     }
 
     async fn pass_logged(&mut self, flush: bool) {
-        match self.pass(now_unix(), flush).await {
+        match self.pass(now_unix_f64(), flush).await {
             Ok(_) if self.failing => {
                 self.failing = false;
                 tracing::info!("footprints and post-mortem records are written again");
@@ -620,12 +621,6 @@ pub(crate) async fn put_with_retries(
             }
         }
     }
-}
-
-fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

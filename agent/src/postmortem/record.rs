@@ -60,7 +60,7 @@ fn micro_time(t: &MicroTime) -> Option<String> {
 }
 
 fn nanos(text: Option<&str>) -> i128 {
-    text.and_then(crate::meta::rfc3339_nanos)
+    text.and_then(crate::clock::rfc3339_nanos)
         .unwrap_or(i128::MIN)
 }
 

@@ -78,7 +78,7 @@ mod tests {
         Member {
             uid: format!("uid-{name}"),
             name: name.into(),
-            created: crate::meta::rfc3339_nanos(created).unwrap(),
+            created: crate::clock::rfc3339_nanos(created).unwrap(),
             index,
         }
     }
