@@ -18,7 +18,7 @@
 use crate::checkpoint::{PodState, StateDir, StreamCheckpoint};
 use crate::clock::now_rfc3339;
 use crate::contract::{encode_part, Gap, ObjectEntry, PodIdentity, StreamMeta};
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::store::spool::{SpoolHeader, Spooled, StreamId};
 use crate::store::{spool::Spool, Content, ErrorKind, Store, StoreError};
 use crate::tail::Sealed;

@@ -2,7 +2,7 @@
 //! answers and the API metadata is synced), `/metrics` (Prometheus text format).
 
 use crate::clock::now_ms;
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::store::{PutClass, PutCounters, Store};
 use bytes::Bytes;
 use http_body_util::Full;

@@ -22,84 +22,18 @@ use crate::contract::PodIdentity;
 use crate::error::{CliError, CliResult};
 use crate::footprint::Recorder;
 use crate::meta::{Identities, Sources};
+use crate::metrics::Metrics;
+use crate::stop::Stop;
 use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
 use crate::tail::TailContext;
 use crate::watch::Follower;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Counters of the agent (exported on /metrics).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub bytes_read: AtomicU64,
-    pub lines_read: AtomicU64,
-    pub parse_errors: AtomicU64,
-    pub read_errors: AtomicU64,
-    pub records_shipped: AtomicU64,
-    pub objects_shipped: AtomicU64,
-    pub bytes_shipped: AtomicU64,
-    pub upload_errors: AtomicU64,
-    pub state_errors: AtomicU64,
-    pub files_open: AtomicU64,
-    pub pods_tracked: AtomicU64,
-    pub streams_tracked: AtomicU64,
-    /// Pods whose identity the follower holds (pinned metadata).
-    pub pods_pinned: AtomicU64,
-    /// Pods whose state (manifest, checkpoints) the shipper holds in memory.
-    pub pod_states: AtomicU64,
-    /// Compressed bytes and batches waiting in the spool for the store.
-    pub spool_bytes: AtomicU64,
-    pub spool_batches: AtomicU64,
-    /// When the oldest record read but not yet committed was read (0: none).
-    pub oldest_unshipped_unix_ms: AtomicU64,
-    /// Last turn of the reading loop (for /healthz).
-    pub heartbeat_unix_ms: AtomicU64,
-    pub footprints_written: AtomicU64,
-    pub footprint_errors: AtomicU64,
-    /// Post-mortem records: attempts' Events objects and Job records written, Kubernetes API
-    /// requests made for them, and failures (API or store).
-    pub events_written: AtomicU64,
-    pub job_records_written: AtomicU64,
-    pub postmortem_requests: AtomicU64,
-    pub postmortem_errors: AtomicU64,
-    /// `--drain`: the bytes its files hold past the checkpoints, once planned (for progress;
-    /// gzip files count at their compressed size).
-    pub drain_bytes_total: AtomicU64,
-}
-
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
 const QUEUE_BATCHES: usize = 1;
-
-/// A request to stop: a flag the reading thread checks every turn, and a wake-up for tasks
-/// (so nothing polls for it).
-#[derive(Default)]
-pub struct Stop {
-    flag: AtomicBool,
-    wake: tokio::sync::Notify,
-}
-
-impl Stop {
-    pub fn request(&self) {
-        self.flag.store(true, SeqCst);
-        self.wake.notify_waiters();
-    }
-
-    pub fn requested(&self) -> bool {
-        self.flag.load(Relaxed)
-    }
-
-    pub async fn wait(&self) {
-        let woken = self.wake.notified();
-        tokio::pin!(woken);
-        // Registered before the check: a request between the two still wakes us.
-        woken.as_mut().enable();
-        if !self.requested() {
-            woken.await;
-        }
-    }
-}
 
 pub struct RunSummary {
     pub metrics: Arc<Metrics>,

@@ -34,7 +34,7 @@ pub struct TailContext {
     pub roots: Vec<PathBuf>,
     pub max_line: usize,
     pub batch_max_bytes: usize,
-    pub metrics: Arc<crate::pipeline::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     scratch: Vec<u8>,
 }
 
@@ -43,7 +43,7 @@ impl TailContext {
         roots: Vec<PathBuf>,
         max_line: usize,
         batch_max_bytes: usize,
-        metrics: Arc<crate::pipeline::Metrics>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         TailContext {
             roots,

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::discover::{self, StreamFiles};
 use crate::meta::{AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState};
-use crate::pipeline::Stop;
+use crate::stop::Stop;
 use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};

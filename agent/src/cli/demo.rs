@@ -19,7 +19,7 @@ use crate::error::{CliError, CliResult};
 use crate::footprint::report::{fmt_bytes, fmt_duration, DEFAULT_HEADROOM_PERCENT};
 use crate::footprint::Recorder;
 use crate::meta::{Identities, Sources};
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::postmortem::describe::Description;
 use crate::store::Store;
 use clap::Args;

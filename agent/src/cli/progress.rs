@@ -180,7 +180,7 @@ fn objects_message(done: u64, total: Option<u64>, noun: &str) -> String {
 /// The drain's bar: polls the agent's counters until `done` fires. `bytes_total` is read
 /// each time (the reader sets it once it has planned its files).
 pub fn follow_drain(
-    metrics: Arc<crate::pipeline::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
     done: tokio::sync::oneshot::Receiver<()>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let target = wanted()?;

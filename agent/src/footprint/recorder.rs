@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::discover::{read_pod_folders, settled_mtime};
 use crate::meta::{Identities, Lookup, PodDir, Sources};
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::postmortem::{pod_state, Collector, Observation};
 use crate::store::{Content, ErrorKind, Store, StoreError};
 

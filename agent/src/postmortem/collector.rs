@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use super::record::{final_condition, job_record_key, EventRecord, EventSet, JobRecord, JobRef};
 use super::{ClusterRecords, JobLookup, RecordsError};
 use crate::contract::{PodIdentity, UNKNOWN_UID};
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::store::{Content, Store, StoreError};
 
 /// A pod's Events are listed again after a change of state at most this often.

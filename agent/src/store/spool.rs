@@ -8,7 +8,7 @@
 
 use crate::checkpoint::StreamCheckpoint;
 use crate::contract::{Gap, ObjectEntry, PodIdentity};
-use crate::pipeline::Metrics;
+use crate::metrics::Metrics;
 use crate::store::local::write_atomically;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
