@@ -9,7 +9,7 @@
 use crate::contract::{
     ContainerManifest, Gap, Manifest, ObjectEntry, PartLine, PodIdentity, MANIFEST_FORMAT,
 };
-use crate::store::local::write_atomically;
+use crate::durable::write_atomically;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

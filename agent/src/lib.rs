@@ -16,6 +16,7 @@ pub mod config;
 pub mod contract;
 pub mod decode;
 pub mod discover;
+pub mod durable;
 pub mod encode;
 pub mod error;
 pub mod fingerprint;

@@ -3,8 +3,8 @@
 //! a synced object survives a crash.
 
 use super::{ObjectInfo, StoreError};
+use crate::durable::write_atomically;
 use bytes::Bytes;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct LocalStore {
@@ -115,29 +115,6 @@ impl LocalStore {
     pub fn describe(&self) -> String {
         format!("local store {}", self.root.display())
     }
-}
-
-/// Temp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable. The
-/// temp name is unique per write, so two writers of one file never write into each other's
-/// temp file (the last rename wins, whole).
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("object");
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Walk only the folders that can hold keys under `prefix` (its folder part), so listing one

@@ -8,8 +8,8 @@
 
 use crate::checkpoint::StreamCheckpoint;
 use crate::contract::{Gap, ObjectEntry, PodIdentity};
+use crate::durable::write_atomically;
 use crate::metrics::Metrics;
-use crate::store::local::write_atomically;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
