@@ -121,7 +121,7 @@ impl Shipper {
         metrics: Arc<Metrics>,
         expired: watch::Receiver<bool>,
     ) -> Shipper {
-        let compressors = compressors();
+        let compressors = crate::compress::compressors();
         // Lines an earlier run recorded but did not write: due now.
         let owed = pods
             .values()
@@ -708,14 +708,6 @@ impl Shipper {
             }
         }
     }
-}
-
-/// Batches compressed at once. The follower is one thread, and one compressor at the default
-/// level keeps up with about two thirds of what it reads, so two suffice on any node; on two
-/// cores one leaves the other core to the follower (measured in docs/performance.md).
-pub fn compressors() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    cores.saturating_sub(1).clamp(1, 2)
 }
 
 fn identity_of(m: &StreamMeta) -> PodIdentity {

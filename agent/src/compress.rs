@@ -47,9 +47,17 @@ fn take(level: u32) -> Compressor {
 
 fn give_back(level: u32, c: Compressor) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.len() < crate::commit::compressors() {
+    if pool.len() < compressors() {
         pool.push((level, c));
     }
+}
+
+/// Batches compressed at once. The follower is one thread, and one compressor at the default
+/// level keeps up with about two thirds of what it reads, so two suffice on any node; on two
+/// cores one leaves the other core to the follower (measured in docs/performance.md).
+pub fn compressors() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.saturating_sub(1).clamp(1, 2)
 }
 
 #[cfg(test)]
