@@ -19,6 +19,7 @@ use crate::checkpoint::{PodState, StateDir, StreamCheckpoint};
 use crate::clock::now_rfc3339;
 use crate::contract::{encode_part, Gap, ObjectEntry, PodIdentity, StreamMeta};
 use crate::metrics::Metrics;
+use crate::retry::{Backoff, STORE_START};
 use crate::store::spool::{SpoolHeader, Spooled, StreamId};
 use crate::store::{spool::Spool, Content, ErrorKind, Store, StoreError};
 use crate::tail::Sealed;
@@ -108,8 +109,8 @@ struct Packed {
     entry: ObjectEntry,
 }
 
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Waits between store tries of a batch, and while the spool cannot be written.
+const BACKOFF: Backoff = Backoff::new(STORE_START, Duration::from_secs(30));
 
 impl Shipper {
     pub fn new(
@@ -437,7 +438,7 @@ impl Shipper {
             gap: s.gap,
         };
         let body = packed.map(|p| p.gz).unwrap_or_default();
-        let mut delay = BACKOFF_START;
+        let mut backoff = BACKOFF;
         let mut reported = false;
         loop {
             // Room first: past the grace period a batch is still spooled when it can be.
@@ -453,7 +454,7 @@ impl Shipper {
                     if !std::mem::replace(&mut reported, true) {
                         tracing::error!(error = %e, "cannot write to the spool while the store is down; reading pauses until one of them works");
                     }
-                    if !self.pause(&mut delay).await {
+                    if !self.pause(&mut backoff).await {
                         return;
                     }
                 }
@@ -470,7 +471,7 @@ impl Shipper {
     /// empty, or the store is down (what is left is uploaded at the next start), or the grace
     /// period is over. In a drain run, a store failure is an error.
     pub async fn upload_spool(self: Arc<Self>) -> Result<(), StoreError> {
-        let mut delay = BACKOFF_START;
+        let mut backoff = BACKOFF;
         loop {
             let added = self.spool.added();
             let Some(item) = self.spool.oldest() else {
@@ -488,7 +489,7 @@ impl Shipper {
             };
             match self.land_spooled(&item).await {
                 Ok(()) => {
-                    delay = BACKOFF_START;
+                    backoff.reset();
                     if self.down.swap(false, Relaxed) {
                         tracing::info!("store reachable again; uploading spooled batches");
                     }
@@ -496,7 +497,7 @@ impl Shipper {
                 Err(e) if self.cfg.give_up => return Err(e),
                 Err(e) => {
                     self.went_down(&e);
-                    if self.finishing.load(Relaxed) || !self.pause(&mut delay).await {
+                    if self.finishing.load(Relaxed) || !self.pause(&mut backoff).await {
                         return Ok(());
                     }
                 }
@@ -663,9 +664,8 @@ impl Shipper {
     }
 
     /// Back off before the next try; false when the grace period ended meanwhile.
-    async fn pause(&self, delay: &mut Duration) -> bool {
-        let wait = *delay + jitter(*delay);
-        *delay = (*delay * 2).min(BACKOFF_MAX);
+    async fn pause(&self, backoff: &mut Backoff) -> bool {
+        let wait = backoff.next_wait();
         tokio::select! {
             _ = tokio::time::sleep(wait) => true,
             _ = self.grace_over() => false,
@@ -682,7 +682,7 @@ impl Shipper {
         content: Content,
         attempts: u32,
     ) -> Result<(), StoreError> {
-        let mut delay = BACKOFF_START;
+        let mut backoff = BACKOFF;
         let mut failures = 0u32;
         loop {
             let result = tokio::select! {
@@ -703,7 +703,7 @@ impl Shipper {
             if failures == 1 {
                 tracing::warn!(error = %e, "upload failed; retrying with backoff");
             }
-            if !self.pause(&mut delay).await {
+            if !self.pause(&mut backoff).await {
                 return Err(e);
             }
         }
@@ -723,12 +723,4 @@ fn identity_of(m: &StreamMeta) -> PodIdentity {
         attempt: m.attempt,
         completion_index: m.completion_index,
     }
-}
-
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    d.mul_f64((nanos % 1000) as f64 / 2000.0)
 }

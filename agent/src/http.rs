@@ -3,6 +3,7 @@
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use crate::retry::Backoff;
 use crate::store::{PutClass, PutCounters, Store};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,8 +18,7 @@ use std::time::Duration;
 /// The follower must turn at least this often to be healthy (it wakes at least every second).
 const STALL: Duration = Duration::from_secs(60);
 
-const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+const ACCEPT_PAUSE: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
 
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
@@ -31,19 +31,18 @@ pub async fn start(listen: &str, state: Arc<HttpState>) -> std::io::Result<std::
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let mut pause = ACCEPT_PAUSE_MIN;
+        let mut pause = ACCEPT_PAUSE;
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => {
-                    pause = ACCEPT_PAUSE_MIN;
+                    pause.reset();
                     stream
                 }
                 // Out of descriptors (EMFILE) and the like: retrying at once would spin a core
                 // until one frees up. Wait, longer each time.
                 Err(e) => {
                     tracing::debug!(error = %e, "accept failed; pausing");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                    tokio::time::sleep(pause.next_wait()).await;
                     continue;
                 }
             };

@@ -29,6 +29,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod postmortem;
 pub mod read;
+pub mod retry;
 pub mod stop;
 pub mod store;
 pub mod tail;

@@ -37,7 +37,7 @@ use crate::discover::{read_pod_folders, settled_mtime};
 use crate::meta::{Identities, Lookup, PodDir, Sources};
 use crate::metrics::Metrics;
 use crate::postmortem::{pod_state, Collector, Observation};
-use crate::store::{Content, ErrorKind, Store, StoreError};
+use crate::store::{Content, Store, StoreError};
 
 /// What a pass needs besides the recorder's book; cloned into the blocking pool.
 #[derive(Clone)]
@@ -247,7 +247,9 @@ impl Recorder {
         let results: Vec<(String, Footprint, Result<(), StoreError>)> = stream::iter(writes)
             .map(|(uid, key, doc)| async move {
                 let body = Bytes::from(serde_json::to_vec(&doc).expect("footprint serializes"));
-                let result = put_with_retries(store, &key, body, Content::Json, retries).await;
+                let result = store
+                    .put_with_retries(&key, body, Content::Json, retries)
+                    .await;
                 (uid, doc, result)
             })
             .buffer_unordered(self.env.cfg.store.upload_concurrency)
@@ -597,29 +599,6 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// A fatal error, or the last of `1 + retries` transient ones, is returned.
-pub(crate) async fn put_with_retries(
-    store: &Store,
-    key: &str,
-    body: Bytes,
-    content: Content,
-    retries: u32,
-) -> Result<(), StoreError> {
-    let mut delay = Duration::from_millis(250);
-    let mut tries = 0;
-    loop {
-        match store.put(key, body.clone(), content).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind == ErrorKind::Fatal || tries >= retries => return Err(e),
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
     }
 }
 

@@ -525,14 +525,14 @@ async fn write_pod_events(
         return Ok(false);
     }
     let gz = crate::compress::gzip(&body, GZIP_LEVEL);
-    crate::footprint::recorder::put_with_retries(
-        store,
-        &p.key,
-        Bytes::from(gz),
-        Content::GzipNdjsonDocument,
-        retries,
-    )
-    .await?;
+    store
+        .put_with_retries(
+            &p.key,
+            Bytes::from(gz),
+            Content::GzipNdjsonDocument,
+            retries,
+        )
+        .await?;
     tracing::debug!(key = %p.key, events = p.events.len(), "Events of an attempt written");
     p.unwritten = false;
     Ok(true)
@@ -564,14 +564,9 @@ async fn write_job_record(
     if stored.as_deref() == Some(body.as_slice()) {
         return Ok(false);
     }
-    crate::footprint::recorder::put_with_retries(
-        store,
-        &key,
-        Bytes::from(body),
-        Content::Json,
-        retries,
-    )
-    .await?;
+    store
+        .put_with_retries(&key, Bytes::from(body), Content::Json, retries)
+        .await?;
     tracing::debug!(key = %key, source = %merged.source, "Job record written");
     Ok(true)
 }

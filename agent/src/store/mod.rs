@@ -5,6 +5,7 @@ pub mod local;
 pub mod s3;
 pub mod spool;
 
+use crate::retry::{Backoff, STORE_START};
 use bytes::Bytes;
 use std::fmt;
 
@@ -240,6 +241,31 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.put(key, body).await,
             Backend::S3(s) => s.put(key, body, content).await,
+        }
+    }
+
+    /// `put`, tried again on a transient error up to `retries` more times with the agent's
+    /// backoff (up to 10 s apart): for writers that have no spool behind them (footprints,
+    /// post-mortem records), whose next pass tries again anyway. A fatal error, or the last
+    /// transient one, is returned.
+    pub async fn put_with_retries(
+        &self,
+        key: &str,
+        body: Bytes,
+        content: Content,
+        retries: u32,
+    ) -> Result<(), StoreError> {
+        let mut backoff = Backoff::new(STORE_START, std::time::Duration::from_secs(10));
+        let mut tries = 0;
+        loop {
+            match self.put(key, body.clone(), content).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::Fatal || tries >= retries => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(backoff.next_wait()).await;
+                }
+            }
         }
     }
 
