@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod postmortem;
+pub mod progress;
 pub mod read;
 pub mod retry;
 pub mod stop;

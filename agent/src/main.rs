@@ -2,8 +2,9 @@
 //! exit codes of CONTRACT §1 with one line on stderr.
 
 use clap::Parser;
-use jobarchive::cli::{progress, run, Cli, Command};
+use jobarchive::cli::{run, Cli, Command};
 use jobarchive::config::LogFormat;
+use jobarchive::progress;
 use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 

@@ -160,7 +160,7 @@ pub async fn run(
 
     let done = if drain {
         let (shipped, stop_progress) = tokio::sync::oneshot::channel();
-        let progress = crate::cli::progress::follow_drain(metrics.clone(), stop_progress);
+        let progress = crate::progress::follow_drain(metrics.clone(), stop_progress);
         let done = match ship(shipper, rx, reader, uploader).await {
             Ok(()) => recorder.drain().await.map(drop),
             Err(e) => Err(e),

@@ -3,13 +3,13 @@
 //! running job as they land. Objects are streamed a few at a time, so memory does not grow with
 //! the size of the job.
 
-use super::progress::Progress;
 use super::window::Window;
 use super::StoreArgs;
 use crate::clock::now_nanos;
 use crate::contract::{LogKey, ObjectEntry, RecordRead};
 use crate::decode;
 use crate::error::{CliError, CliResult};
+use crate::progress::Progress;
 use crate::read::{self, Dedup, JobRun, StreamKey};
 use crate::store::Store;
 use base64::Engine;

@@ -6,7 +6,6 @@ pub mod demo_cluster;
 pub mod describe;
 pub mod fetch;
 pub mod ls;
-pub mod progress;
 pub mod report;
 pub mod verify;
 pub mod window;

@@ -4,10 +4,10 @@
 //! incomplete or damaged, with the problems under it), the objects no manifest lists, then a
 //! summary that names the scope covered. Exit 1 on any mismatch.
 
-use super::progress::Progress;
 use super::{AllNamespaces, StoreArgs};
 use crate::contract::{scope_prefix, PARTS_TREE};
 use crate::error::{CliError, CliResult};
+use crate::progress::Progress;
 use crate::read::{self, FETCH_PARALLELISM};
 use crate::store::{Store, StoreError};
 use crate::verify::{self, AttemptCheck, Expected, Listing, Summary};
