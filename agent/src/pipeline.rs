@@ -20,9 +20,10 @@ use crate::commit::{Shipper, ShipperConfig, Work};
 use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::error::{CliError, CliResult};
-use crate::footprint::Recorder;
-use crate::meta::{Identities, Sources};
+use crate::footprint::recorder::{Recorder, RecorderDeps};
+use crate::meta::{Identities, MetadataSource, PodObjects};
 use crate::metrics::Metrics;
+use crate::postmortem::ClusterRecords;
 use crate::stop::Stop;
 use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
 use crate::tail::TailContext;
@@ -34,6 +35,18 @@ use tokio::sync::watch;
 
 /// Sealed batches waiting for the shipper. Small: each holds up to `batch.max_bytes`.
 const QUEUE_BATCHES: usize = 1;
+
+/// What the agent learns from the cluster besides the log path (all `None` with `--kube off`):
+/// the Kubernetes source fills all three, the demo its simulated cluster.
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// Job metadata of each pod (the follower, the recorder, /readyz).
+    pub metadata: Option<Arc<dyn MetadataSource>>,
+    /// Pod objects, for footprints (requests, limits, status timeline).
+    pub pods: Option<Arc<dyn PodObjects>>,
+    /// Events and Jobs for the post-mortem records.
+    pub records: Option<Arc<dyn ClusterRecords>>,
+}
 
 pub struct RunSummary {
     pub metrics: Arc<Metrics>,
@@ -124,12 +137,16 @@ pub async fn run(
     let recorder = Recorder::new(
         &cfg,
         &node,
-        store,
-        state,
-        identities.clone(),
-        sources.clone(),
-        metrics.clone(),
         drain,
+        RecorderDeps {
+            store,
+            state,
+            identities: identities.clone(),
+            metrics: metrics.clone(),
+            metadata: sources.metadata.clone(),
+            pods: sources.pods.clone(),
+            records: sources.records.clone(),
+        },
     );
     let recover = {
         let shipper = shipper.clone();

@@ -4,7 +4,7 @@
 use crate::config::{Config, KubeMode};
 use crate::error::{CliError, CliResult};
 use crate::meta::kube::{cluster_config, KubeSource};
-use crate::meta::Sources;
+use crate::pipeline::Sources;
 use crate::stop::Stop;
 use clap::Args;
 use std::path::PathBuf;

@@ -16,10 +16,11 @@ use super::report::{Format as ReportFormat, ReportArgs};
 use super::StoreArgs;
 use crate::config::{Config, KubeMode};
 use crate::error::{CliError, CliResult};
+use crate::footprint::recorder::{Recorder, RecorderDeps};
 use crate::footprint::report::{fmt_bytes, fmt_duration, DEFAULT_HEADROOM_PERCENT};
-use crate::footprint::Recorder;
-use crate::meta::{Identities, Sources};
+use crate::meta::Identities;
 use crate::metrics::Metrics;
+use crate::pipeline::Sources;
 use crate::postmortem::describe::Description;
 use crate::store::Store;
 use clap::Args;
@@ -189,21 +190,16 @@ async fn record(
     let state = crate::checkpoint::StateDir::open(&cfg.state_dir).map_err(CliError::usage)?;
     let store = Arc::new(Store::open(&store.display().to_string(), false, "").await?);
     let metrics = Arc::new(Metrics::default());
-    let sources = Sources {
+    let deps = RecorderDeps {
+        store,
+        state,
+        identities: Identities::default(),
+        metrics: metrics.clone(),
         metadata: Some(cluster.clone()),
         pods: Some(cluster.clone()),
         records: Some(cluster.clone()),
     };
-    let mut recorder = Recorder::new(
-        &cfg,
-        NODE,
-        store,
-        state,
-        Identities::default(),
-        sources,
-        metrics.clone(),
-        false,
-    );
+    let mut recorder = Recorder::new(&cfg, NODE, false, deps);
     let step = cfg.footprint.sample_interval_secs.max(1) as i64;
     let mut t = T0;
     while t <= END {

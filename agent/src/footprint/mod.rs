@@ -20,7 +20,6 @@ use time::OffsetDateTime;
 
 pub use cgroup::PodCgroups;
 pub use plot::render_svg;
-pub use recorder::Recorder;
 pub use report::{build_cronjob_report, build_report, Report};
 
 /// One attempt's footprint document (CONTRACT §5). Fields after `samples` are extras; every field

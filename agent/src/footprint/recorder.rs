@@ -13,7 +13,7 @@
 //! before the first write: a final one is kept as it is, a live one is folded into ours, since
 //! after a restart the tracker starts empty and the pod's cgroup may already be gone.
 //!
-//! With a source of Events and Jobs (`Sources::records`), what each pass saw of every pod also
+//! With a source of Events and Jobs (`RecorderDeps::records`), what each pass saw of every pod also
 //! goes to the post-mortem collector (`postmortem::Collector`), which archives the attempts'
 //! Events and the Jobs' final records.
 
@@ -34,9 +34,9 @@ use crate::clock::now_unix_f64;
 use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::discover::{read_pod_folders, settled_mtime};
-use crate::meta::{Identities, Lookup, PodDir, Sources};
+use crate::meta::{Identities, Lookup, MetadataSource, PodDir, PodObjects};
 use crate::metrics::Metrics;
-use crate::postmortem::{pod_state, Collector, Observation};
+use crate::postmortem::{pod_state, ClusterRecords, Collector, Observation};
 use crate::store::{Content, Store, StoreError};
 
 /// What a pass needs besides the recorder's book; cloned into the blocking pool.
@@ -46,7 +46,10 @@ struct Env {
     node: String,
     state: StateDir,
     identities: Identities,
-    sources: Sources,
+    metadata: Option<Arc<dyn MetadataSource>>,
+    pods: Option<Arc<dyn PodObjects>>,
+    /// A post-mortem collector takes what each pass saw of every pod.
+    collecting: bool,
 }
 
 /// The pods being followed, and those not to follow again while their log folder remains.
@@ -106,20 +109,37 @@ pub struct Recorder {
     collector: Option<Collector>,
 }
 
+/// What the recorder works with besides its config: where documents go, what the follower
+/// pinned, and what the cluster says (all sources `None` without the API).
+pub struct RecorderDeps {
+    pub store: Arc<Store>,
+    /// The pods' state files: log-line times without the API.
+    pub state: StateDir,
+    /// The pods the follower pinned (identity of each).
+    pub identities: Identities,
+    pub metrics: Arc<Metrics>,
+    /// Job metadata of pods that have not logged a line yet.
+    pub metadata: Option<Arc<dyn MetadataSource>>,
+    /// Pod objects: requests, limits, the status timeline.
+    pub pods: Option<Arc<dyn PodObjects>>,
+    /// Events and Jobs for the post-mortem records.
+    pub records: Option<Arc<dyn ClusterRecords>>,
+}
+
 impl Recorder {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: &Config,
-        node: &str,
-        store: Arc<Store>,
-        state: StateDir,
-        identities: Identities,
-        sources: Sources,
-        metrics: Arc<Metrics>,
-        drain: bool,
-    ) -> Recorder {
+    /// `drain`: one pass at the end, whose writes are retried (`store.max_retries`).
+    pub fn new(cfg: &Config, node: &str, drain: bool, deps: RecorderDeps) -> Recorder {
+        let RecorderDeps {
+            store,
+            state,
+            identities,
+            metrics,
+            metadata,
+            pods,
+            records,
+        } = deps;
         let retries = if drain { cfg.store.max_retries } else { 0 };
-        let collector = sources.records.clone().map(|source| {
+        let collector = records.map(|source| {
             Collector::new(
                 source,
                 store.clone(),
@@ -134,7 +154,9 @@ impl Recorder {
                 node: node.to_string(),
                 state,
                 identities,
-                sources,
+                metadata,
+                pods,
+                collecting: collector.is_some(),
             },
             store,
             metrics,
@@ -296,7 +318,7 @@ impl Book {
         for (uid, t) in &mut self.pods {
             let pod = t.observe(env, now, present.as_deref());
             t.tracker.sample(&cgroups, now);
-            if env.sources.records.is_some() {
+            if env.collecting {
                 seen.push(Observation {
                     id: t.id.clone(),
                     state: pod.as_deref().map(pod_state),
@@ -347,7 +369,7 @@ impl Book {
     /// With the API: pods whose folder exists but which the follower has not pinned, because
     /// no container wrote a line (yet). They hold their requests all the same.
     fn adopt_api_known(&mut self, env: &Env, present: &HashMap<String, PodDir>) {
-        let (Some(metadata), Some(_)) = (&env.sources.metadata, &env.sources.pods) else {
+        let (Some(metadata), Some(_)) = (&env.metadata, &env.pods) else {
             return;
         };
         for (uid, dir) in present {
@@ -462,7 +484,7 @@ impl Tracked {
         present: Option<&HashMap<String, PodDir>>,
     ) -> Option<Arc<k8s_openapi::api::core::v1::Pod>> {
         let uid = self.tracker.identity().pod_uid.clone();
-        let pod = env.sources.pods.as_ref().and_then(|pods| pods.pod(&uid));
+        let pod = env.pods.as_ref().and_then(|pods| pods.pod(&uid));
         match &pod {
             Some(pod) => {
                 self.in_api = true;
@@ -706,13 +728,7 @@ mod tests {
                     .map(|id| (id.pod_uid.clone(), job_of(id)))
                     .collect(),
             };
-            let api = Arc::new(api);
-            let sources = Sources {
-                metadata: Some(api.clone()),
-                pods: Some(api.clone()),
-                records: None,
-            };
-            let node = Node::new(sources, api).await;
+            let node = Node::new(Arc::new(api), true).await;
             for id in &ids {
                 std::fs::create_dir_all(node.folder(id)).unwrap();
                 if pinned {
@@ -722,7 +738,9 @@ mod tests {
             node
         }
 
-        async fn new(sources: Sources, api: Arc<Api>) -> Node {
+        /// A node with a log dir, a cgroup tree and a local store; `with_api`: the recorder
+        /// asks `api` for metadata and pod objects.
+        async fn new(api: Arc<Api>, with_api: bool) -> Node {
             let dir = tempfile::tempdir().unwrap();
             let cfg = Config {
                 log_dir: dir.path().join("pods"),
@@ -739,16 +757,16 @@ mod tests {
                     .unwrap(),
             );
             let identities = Identities::default();
-            let recorder = Recorder::new(
-                &cfg,
-                "node-1",
-                store.clone(),
-                StateDir::open(&cfg.state_dir).unwrap(),
-                identities.clone(),
-                sources,
-                Arc::new(Metrics::default()),
-                false,
-            );
+            let deps = RecorderDeps {
+                store: store.clone(),
+                state: StateDir::open(&cfg.state_dir).unwrap(),
+                identities: identities.clone(),
+                metrics: Arc::new(Metrics::default()),
+                metadata: with_api.then(|| api.clone() as Arc<dyn MetadataSource>),
+                pods: with_api.then(|| api.clone() as Arc<dyn PodObjects>),
+                records: None,
+            };
+            let recorder = Recorder::new(&cfg, "node-1", false, deps);
             Node {
                 dir,
                 api,
@@ -858,12 +876,7 @@ mod tests {
             ),
             jobs: HashMap::new(),
         });
-        let sources = Sources {
-            metadata: Some(api.clone()),
-            pods: Some(api.clone()),
-            records: None,
-        };
-        let mut node = Node::new(sources, api).await;
+        let mut node = Node::new(api, true).await;
         std::fs::create_dir_all(node.folder(&ids[0])).unwrap();
         assert_eq!(node.pass("2026-11-27T15:10:00Z").await, 0);
         assert!(node.recorder.book.not_jobs.contains(&ids[0].pod_uid));
@@ -969,7 +982,7 @@ mod tests {
 
     /// A node without the API, and a pod the follower pinned, whose state says when it logged.
     async fn without_api() -> (Node, PodIdentity) {
-        let mut node = Node::new(Sources::default(), Arc::new(Api::default())).await;
+        let mut node = Node::new(Arc::new(Api::default()), false).await;
         let mut id = scenario("seed-exit-nonzero").1.remove(0);
         id.job_uid = None;
         std::fs::create_dir_all(node.folder(&id)).unwrap();

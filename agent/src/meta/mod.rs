@@ -112,15 +112,6 @@ pub trait PodObjects: Send + Sync {
 /// are written for. The footprint recorder removes a pod once its final footprint is written.
 pub type Identities = Arc<RwLock<HashMap<String, Arc<PodIdentity>>>>;
 
-/// Where metadata comes from besides the log path (all `None` with `--kube off`).
-#[derive(Clone, Default)]
-pub struct Sources {
-    pub metadata: Option<Arc<dyn MetadataSource>>,
-    pub pods: Option<Arc<dyn PodObjects>>,
-    /// Events and Jobs for the post-mortem records.
-    pub records: Option<Arc<dyn crate::postmortem::ClusterRecords>>,
-}
-
 /// Path-only attempt numbers: 1 + the number of pods of the same job (and completion index)
 /// seen on this node whose first log line is older. Pods are entered with their first line's
 /// time; a pod's number is fixed the first time it is asked for (and then pinned in its state).
