@@ -10,6 +10,7 @@ use crate::contract::{
     ContainerManifest, Gap, Manifest, ObjectEntry, PartLine, PodIdentity, MANIFEST_FORMAT,
 };
 use crate::durable::write_atomically;
+use crate::follow::{FileMark, StreamCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,18 +26,6 @@ pub struct PodState {
     #[serde(default)]
     pub manifest_pending: bool,
 }
-
-/// Where a stream's committed data ends, in stream offsets and in the file that held it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamCheckpoint {
-    pub container: String,
-    pub restart: u32,
-    pub offset: u64,
-    /// The file being read at `offset`: identity and the stream offset of its first byte.
-    pub file: Option<FileMark>,
-}
-
-pub use crate::contract::FileMark;
 
 /// One stream of a pod: the reading checkpoint and the manifest's progress.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

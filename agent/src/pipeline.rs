@@ -20,13 +20,13 @@ use crate::commit::{Shipper, ShipperConfig, Work};
 use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::error::{CliError, CliResult};
+use crate::follow::TailContext;
 use crate::footprint::recorder::{Recorder, RecorderDeps};
 use crate::meta::{Identities, MetadataSource, PodObjects};
 use crate::metrics::Metrics;
 use crate::postmortem::ClusterRecords;
 use crate::stop::Stop;
 use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
-use crate::tail::TailContext;
 use crate::watch::Follower;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ pub async fn run(
     let mut roots = cfg.allowed_roots.clone();
     roots.push(cfg.log_dir.clone());
     let ctx = TailContext::new(
-        crate::discover::resolve_roots(&roots),
+        crate::follow::resolve_roots(&roots),
         cfg.max_line_bytes,
         cfg.batch.max_bytes,
         metrics.clone(),

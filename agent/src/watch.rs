@@ -8,14 +8,13 @@
 //! stream.
 
 use crate::checkpoint::PodState;
-use crate::clock::{now_ms, now_nanos, now_unix, rfc3339_nanos};
+use crate::clock::{now_ms, now_nanos, now_unix};
 use crate::commit::Work;
 use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
-use crate::discover::{self, StreamFiles};
+use crate::follow::{self, PumpState, Sealed, StreamFiles, StreamTail, TailContext};
 use crate::meta::{AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState};
 use crate::stop::Stop;
-use crate::tail::{PumpState, Sealed, StreamTail, TailContext};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -92,7 +91,7 @@ pub struct Follower {
     rt: tokio::runtime::Handle,
     /// Pod folders as they were when last listed: a rescan lists them again only once
     /// something in them changed.
-    settled: HashMap<PathBuf, discover::FolderStamp>,
+    settled: HashMap<PathBuf, follow::FolderStamp>,
     /// inotify lost events: rescan at the next turn.
     rescan_now: bool,
     /// Pod folders an event showed in the last `YOUNG_FOR`, looked at again every second: files
@@ -379,18 +378,17 @@ impl Follower {
             .filter(|k| container.is_none_or(|c| c == k.1))
             .cloned()
             .collect();
-        let file_is_new =
-            parts
-                .next()
-                .and_then(discover::LogName::parse)
-                .is_some_and(|n| match n {
-                    discover::LogName::Current(r) => container.is_some_and(|c| {
-                        !self
-                            .streams
-                            .contains_key(&(pod.uid.clone(), c.to_string(), r))
-                    }),
-                    _ => false,
-                });
+        let file_is_new = parts
+            .next()
+            .and_then(follow::LogName::parse)
+            .is_some_and(|n| match n {
+                follow::LogName::Current(r) => container.is_some_and(|c| {
+                    !self
+                        .streams
+                        .contains_key(&(pod.uid.clone(), c.to_string(), r))
+                }),
+                _ => false,
+            });
         if known.is_empty() || file_is_new {
             let path = self.cfg.log_dir.join(pod_folder);
             self.discover_pod(&pod, &path);
@@ -411,7 +409,7 @@ impl Follower {
     }
 
     fn rescan(&mut self) {
-        let Some((pods, _skipped)) = discover::read_pod_folders(&self.cfg.log_dir).ok() else {
+        let Some((pods, _skipped)) = follow::read_pod_folders(&self.cfg.log_dir).ok() else {
             tracing::warn!(dir = %self.cfg.log_dir.display(), "cannot list the log dir; will retry");
             return;
         };
@@ -424,7 +422,7 @@ impl Follower {
         for (pod, path) in &pods {
             let unchanged = self.settled.get(path).is_some_and(|s| s.unchanged());
             if self.namespace_allowed(&pod.namespace) && !unchanged {
-                found.extend(discover::pod_streams(pod, path));
+                found.extend(follow::pod_streams(pod, path));
                 listed.push((pod, path));
             }
         }
@@ -449,10 +447,7 @@ impl Follower {
     /// permission fixed later changes neither times nor sizes).
     fn stamp(&mut self, pod: &PodDir, path: &Path) {
         let retry = self.waiting.contains_key(&pod.uid) || self.refused.contains(&pod.uid);
-        match (!retry)
-            .then(|| discover::FolderStamp::take(path))
-            .flatten()
-        {
+        match (!retry).then(|| follow::FolderStamp::take(path)).flatten() {
             Some(stamp) => self.settled.insert(path.to_path_buf(), stamp),
             None => self.settled.remove(path),
         };
@@ -473,7 +468,7 @@ impl Follower {
     /// Pods waiting for their metadata: look again.
     fn rescan_waiting(&mut self) {
         let waiting: Vec<String> = self.waiting.keys().cloned().collect();
-        let (pods, _) = discover::pod_folders(&self.cfg.log_dir);
+        let (pods, _) = follow::pod_folders(&self.cfg.log_dir);
         for (pod, path) in pods.iter().filter(|(p, _)| waiting.contains(&p.uid)) {
             self.discover_pod(pod, path);
         }
@@ -515,7 +510,7 @@ impl Follower {
         if !self.namespace_allowed(&pod.namespace) {
             return;
         }
-        let found = discover::pod_streams(pod, path);
+        let found = follow::pod_streams(pod, path);
         self.enter_attempts(&found);
         for files in found {
             self.add_stream(files);
@@ -680,7 +675,7 @@ impl Follower {
     /// A log file that cannot be opened (outside the allowed roots, a FIFO or a folder in
     /// its place) is skipped, and reported once per pod rather than at every rescan.
     fn first_line(&mut self, files: &StreamFiles) -> Option<i128> {
-        match first_line_nanos(files, &self.ctx.roots) {
+        match files.first_line_nanos(&self.ctx.roots) {
             Ok(nanos) => nanos,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound
@@ -845,36 +840,4 @@ impl Follower {
         keys.sort();
         keys
     }
-}
-
-/// Time of a stream's first log line: the first line of its oldest file (`None` while it has
-/// none); an error when that file cannot be opened.
-fn first_line_nanos(files: &StreamFiles, roots: &[PathBuf]) -> std::io::Result<Option<i128>> {
-    let (path, gz) = match files.rotated.first() {
-        Some(r) => (r.path.clone(), r.gz),
-        None => (files.current.clone(), false),
-    };
-    let file = discover::open_checked(&path, roots)?;
-    Ok(first_line_of(file, gz))
-}
-
-fn first_line_of(file: std::fs::File, gz: bool) -> Option<i128> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(4096);
-    let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    reader.take(4096).read_to_end(&mut head).ok()?;
-    let line = head.split(|&b| b == b'\n').next()?;
-    let ts = if line.first() == Some(&b'{') {
-        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-        v.get("time")?.as_str()?.to_string()
-    } else {
-        std::str::from_utf8(line.split(|&b| b == b' ').next()?)
-            .ok()?
-            .to_string()
-    };
-    rfc3339_nanos(&ts)
 }

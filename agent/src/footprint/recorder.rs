@@ -33,7 +33,7 @@ use crate::checkpoint::{StateDir, StateVersion};
 use crate::clock::now_unix_f64;
 use crate::config::Config;
 use crate::contract::PodIdentity;
-use crate::discover::{read_pod_folders, settled_mtime};
+use crate::follow::{read_pod_folders, settled_mtime};
 use crate::meta::{Identities, Lookup, MetadataSource, PodDir, PodObjects};
 use crate::metrics::Metrics;
 use crate::postmortem::{pod_state, ClusterRecords, Collector, Observation};
@@ -632,8 +632,8 @@ mod tests {
     use super::super::testutil::{pod_cgroup, unix, write_usage, Layout, GIB, MIB};
     use super::*;
     use crate::checkpoint::PodState;
-    use crate::checkpoint::StreamCheckpoint;
     use crate::contract::ObjectEntry;
+    use crate::follow::StreamCheckpoint;
     use crate::meta::{JobIdentity, MetadataSource, PodObjects};
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::Value;

@@ -6,9 +6,9 @@
 //! sequence number, so "oldest first" is name order and a stream's batches land in the order
 //! they were read. The spool is bounded: when it is full, `put` waits, and so does reading.
 
-use crate::checkpoint::StreamCheckpoint;
 use crate::contract::{Gap, ObjectEntry, PodIdentity};
 use crate::durable::write_atomically;
+use crate::follow::StreamCheckpoint;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -7,13 +7,12 @@
 //! descriptor before the stream moves on, so a pod deleted seconds after it finished loses
 //! nothing; a truncated file continues at a new base, so offsets never go back.
 
+use super::discover::{file_id, open_checked, stamp_unix, StreamFiles};
+use super::{fingerprint, FileMark, StreamCheckpoint};
 use crate::batch::Batch;
-use crate::checkpoint::{FileMark, StreamCheckpoint};
 use crate::clock::now_unix;
 use crate::contract::{Fingerprint, Gap, StreamMeta};
-use crate::discover::{file_id, open_checked, stamp_unix, StreamFiles};
 use crate::encode::Encoder;
-use crate::fingerprint;
 use crate::parse::{Format, Parser};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -690,7 +689,7 @@ mod tests {
     //! gzip of older rotated files into new inodes, deletion past the max-files limit) having
     //! happened meanwhile.
     use super::*;
-    use crate::discover::pod_streams;
+    use crate::follow::pod_streams;
     use crate::meta::PodDir;
     use std::io::Write;
     use std::path::Path;

@@ -22,6 +22,40 @@ pub struct StreamFiles {
     pub rotated: Vec<RotatedFile>,
 }
 
+impl StreamFiles {
+    /// Time of the stream's first log line: the first line of its oldest file (`None` while it
+    /// has none); an error when that file cannot be opened.
+    pub fn first_line_nanos(&self, roots: &[PathBuf]) -> std::io::Result<Option<i128>> {
+        let (path, gz) = match self.rotated.first() {
+            Some(r) => (r.path.clone(), r.gz),
+            None => (self.current.clone(), false),
+        };
+        let file = open_checked(&path, roots)?;
+        Ok(first_line_of(file, gz))
+    }
+}
+
+fn first_line_of(file: File, gz: bool) -> Option<i128> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    reader.take(4096).read_to_end(&mut head).ok()?;
+    let line = head.split(|&b| b == b'\n').next()?;
+    let ts = if line.first() == Some(&b'{') {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        v.get("time")?.as_str()?.to_string()
+    } else {
+        std::str::from_utf8(line.split(|&b| b == b' ').next()?)
+            .ok()?
+            .to_string()
+    };
+    crate::clock::rfc3339_nanos(&ts)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RotatedFile {
     pub path: PathBuf,
