@@ -5,6 +5,25 @@
 //! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
 //! `postmortem` (Events and Job records) with it; `read` (with `inflate` and `decode`), `verify` and
 //! `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//!
+//! ## Layers
+//!
+//! A module imports only from its own layer and the layers below it, and never in a cycle; the
+//! `layers` test reads this table and every `use crate::…` of agent/src and fails on an import
+//! that points up or closes a cycle. docs/architecture.md draws the same table with each
+//! module's job and imports.
+//!
+//! ```text
+//! 8 commands    cli
+//! 7 wiring      pipeline
+//! 6 tasks       watch footprint::recorder meta::kube
+//! 5 stages      commit postmortem read verify http progress error
+//! 4 state       checkpoint
+//! 3 io          store follow
+//! 2 model       config encode decode batch meta footprint
+//! 1 formats     contract parse compress inflate
+//! 0 base        clock metrics stop durable retry
+//! ```
 
 pub mod batch;
 pub mod checkpoint;
@@ -22,6 +41,8 @@ pub mod follow;
 pub mod footprint;
 pub mod http;
 pub mod inflate;
+#[cfg(test)]
+mod layers;
 pub mod meta;
 pub mod metrics;
 pub mod parse;
