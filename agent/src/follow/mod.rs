@@ -12,10 +12,13 @@
 //!   roots.
 //! - `tail`: one `StreamTail` per stream: the open file, its position and partial lines, bytes
 //!   to records to the open batch.
+//! - `plan`: which files a stream reads and where it starts in each, after a restart found by
+//!   content wherever the kubelet's rotation put them.
 //! - `fingerprint`: a file's identity by its first bytes, through gzip too.
 
 mod discover;
 mod fingerprint;
+mod plan;
 mod tail;
 
 pub use crate::contract::FileMark;

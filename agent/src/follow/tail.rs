@@ -7,7 +7,8 @@
 //! descriptor before the stream moves on, so a pod deleted seconds after it finished loses
 //! nothing; a truncated file continues at a new base, so offsets never go back.
 
-use super::discover::{file_id, open_checked, stamp_unix, StreamFiles};
+use super::discover::{file_id, open_checked, StreamFiles};
+use super::plan::{Base, Pending, Plan};
 use super::{fingerprint, FileMark, StreamCheckpoint};
 use crate::batch::Batch;
 use crate::clock::now_unix;
@@ -138,17 +139,6 @@ impl Source {
     }
 }
 
-/// (path, gzip, (dev, ino), rotation time)
-type PlannedFile = (PathBuf, bool, Option<(u64, u64)>, Option<i64>);
-
-/// A file still to read, with where to start in it.
-struct Pending {
-    path: PathBuf,
-    gz: bool,
-    base: u64,
-    skip: u64,
-}
-
 pub struct StreamTail {
     pub meta: Arc<StreamMeta>,
     encoder: Encoder,
@@ -187,13 +177,15 @@ impl StreamTail {
         roots: &[PathBuf],
     ) -> StreamTail {
         let start = checkpoint.map(|c| c.offset).unwrap_or(0);
-        let mut tail = StreamTail {
+        let stream = format!("{}/{}/{}", meta.pod, meta.container, meta.restart);
+        let plan = Plan::new(files, checkpoint, roots, &stream);
+        StreamTail {
             encoder: Encoder::new(&meta),
             meta: Arc::new(meta),
             current_path: files.current.clone(),
-            pending: VecDeque::new(),
+            pending: plan.pending,
             source: None,
-            next_base: start,
+            next_base: plan.next_base,
             carry: Vec::new(),
             cut: None,
             parser: None,
@@ -201,102 +193,10 @@ impl StreamTail {
             read_current: None,
             seen_unix: now_unix(),
             format: None,
-            resume_at: 0,
+            resume_at: plan.resume_at,
             filling: false,
             finished: None,
-            lost: None,
-        };
-        tail.plan(files, checkpoint, roots);
-        tail
-    }
-
-    /// Decide which files to read, oldest first, and where to start: right after the
-    /// checkpointed position, in the file that held it, found by its content wherever rotation
-    /// and compression have put it. If that file is gone for good (the kubelet deleted it while
-    /// the agent was down), every file present came after it: read them all, and record the
-    /// bytes in between as a gap.
-    fn plan(&mut self, files: &StreamFiles, cp: Option<&StreamCheckpoint>, roots: &[PathBuf]) {
-        let mut list: Vec<PlannedFile> = files
-            .rotated
-            .iter()
-            .map(|r| (r.path.clone(), r.gz, file_id(&r.path), stamp_unix(&r.stamp)))
-            .collect();
-        list.push((files.current.clone(), false, file_id(&files.current), None));
-        let Some(mark) = cp.and_then(|c| c.file.clone()) else {
-            // Only a bare offset is known (a manifest written without file positions): count
-            // it from the start of the oldest file, which is exact while the kubelet has kept
-            // every rotated file of the stream.
-            self.resume_at = self.next_base;
-            self.next_base = 0;
-            self.pending
-                .extend(list.into_iter().map(|(path, gz, _, _)| Pending {
-                    path,
-                    gz,
-                    base: u64::MAX,
-                    skip: 0,
-                }));
-            return;
-        };
-        let offset = cp.map(|c| c.offset).unwrap_or(0);
-        let by_id = list
-            .iter()
-            .position(|(_, _, id, _)| *id == Some((mark.dev, mark.ino)));
-        let start = match &mark.fingerprint {
-            Some(fp) => {
-                let same = |i: &usize| {
-                    let (path, gz, _, _) = &list[*i];
-                    open_checked(path, roots).is_ok_and(|f| fingerprint::matches(&f, *gz, fp))
-                };
-                // The same inode is the likely one (unless the number was reused).
-                by_id.filter(same).or_else(|| (0..list.len()).find(same))
-            }
-            // A mark from an agent without fingerprints: its inode, or the rotation after it.
-            None => by_id.or_else(|| {
-                list.iter()
-                    .position(|(_, _, _, stamp)| stamp.is_some_and(|s| s >= mark.seen_unix))
-            }),
-        };
-        match start {
-            Some(i) => {
-                for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(i) {
-                    let (base, skip) = if n == i {
-                        (mark.base, offset.saturating_sub(mark.base))
-                    } else {
-                        (u64::MAX, 0)
-                    };
-                    self.pending.push_back(Pending {
-                        path,
-                        gz,
-                        base,
-                        skip,
-                    });
-                }
-            }
-            None => {
-                tracing::warn!(stream = %self.describe(), offset, "the checkpointed log file is gone (rotated and deleted while the agent was not running); its unread bytes are lost, recorded as a gap in the manifest");
-                self.lost = Some(Gap {
-                    first_offset: offset,
-                    end_offset: offset,
-                    reason: format!(
-                        "the file holding the stream's bytes from offset {offset} on was rotated and deleted before the agent read it; how many bytes were lost is unknown"
-                    ),
-                });
-                // With fingerprints, everything left came after it. Without, the current file
-                // is the only one known to.
-                let keep = if mark.fingerprint.is_some() {
-                    0
-                } else {
-                    list.len() - 1
-                };
-                for (n, (path, gz, _, _)) in list.into_iter().enumerate().skip(keep) {
-                    self.pending.push_back(Pending {
-                        path,
-                        gz,
-                        base: if n == keep { offset } else { u64::MAX },
-                        skip: 0,
-                    });
-                }
-            }
+            lost: plan.lost,
         }
     }
 
@@ -383,7 +283,7 @@ impl StreamTail {
                 Some(id) if Some(id) != self.read_current => self.pending.push_back(Pending {
                     path: self.current_path.clone(),
                     gz: false,
-                    base: u64::MAX,
+                    base: Base::AfterPrevious,
                     skip: 0,
                 }),
                 _ => return false,
@@ -417,10 +317,9 @@ impl StreamTail {
     fn open(&mut self, ctx: &TailContext, p: &Pending) -> io::Result<Source> {
         let file = open_checked(&p.path, &ctx.roots)?;
         let md = file.metadata()?;
-        let base = if p.base == u64::MAX {
-            self.next_base
-        } else {
-            p.base
+        let base = match p.base {
+            Base::At(base) => base,
+            Base::AfterPrevious => self.next_base,
         };
         let live = p.path == self.current_path;
         if live {
