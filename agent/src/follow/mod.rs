@@ -20,6 +20,8 @@ mod discover;
 mod fingerprint;
 mod plan;
 mod tail;
+#[cfg(test)]
+mod tests;
 
 pub use crate::contract::FileMark;
 pub use discover::{
