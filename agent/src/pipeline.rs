@@ -16,6 +16,7 @@
 //! ```
 
 use crate::checkpoint::StateDir;
+use crate::commit::spool::Spool;
 use crate::commit::{Shipper, ShipperConfig, Work};
 use crate::config::Config;
 use crate::contract::PodIdentity;
@@ -26,7 +27,7 @@ use crate::meta::{Identities, MetadataSource, PodObjects};
 use crate::metrics::Metrics;
 use crate::postmortem::ClusterRecords;
 use crate::stop::Stop;
-use crate::store::{spool::Spool, ErrorKind, Store, StoreError};
+use crate::store::{ErrorKind, Store, StoreError};
 use crate::watch::Follower;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

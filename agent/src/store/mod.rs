@@ -3,7 +3,6 @@
 
 pub mod local;
 pub mod s3;
-pub mod spool;
 
 use crate::retry::{Backoff, STORE_START};
 use bytes::Bytes;

@@ -15,16 +15,18 @@
 //! oldest first when the store answers again, and only then lists them in the manifest: a
 //! manifest names only objects that are in the store.
 
+pub mod spool;
+
 use crate::checkpoint::{PodState, StateDir};
 use crate::clock::now_rfc3339;
 use crate::contract::{encode_part, Gap, ObjectEntry, PodIdentity, StreamMeta};
 use crate::follow::{Sealed, StreamCheckpoint};
 use crate::metrics::Metrics;
 use crate::retry::{Backoff, STORE_START};
-use crate::store::spool::{SpoolHeader, Spooled, StreamId};
-use crate::store::{spool::Spool, Content, ErrorKind, Store, StoreError};
+use crate::store::{Content, ErrorKind, Store, StoreError};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use spool::{Spool, SpoolHeader, Spooled, StreamId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
