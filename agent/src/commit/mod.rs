@@ -16,6 +16,8 @@
 //! manifest names only objects that are in the store.
 
 pub mod spool;
+#[cfg(test)]
+mod tests;
 
 use crate::checkpoint::{PodState, StateDir};
 use crate::clock::now_rfc3339;

@@ -1,7 +1,9 @@
 //! The store stage: where objects land. One small interface, two implementations: the embedded
-//! local store (a folder, same keys as files) and S3 (or any S3-compatible server).
+//! local store (a folder, same keys as files) and S3 (or any S3-compatible server); and an
+//! in-memory one that unit tests can take down on demand.
 
 pub mod local;
+pub mod memory;
 pub mod s3;
 
 use crate::retry::{Backoff, STORE_START};
@@ -175,6 +177,7 @@ pub struct Store {
 enum Backend {
     Local(local::LocalStore),
     S3(s3::S3Store),
+    Memory(memory::MemoryStore),
 }
 
 impl Store {
@@ -183,6 +186,12 @@ impl Store {
             backend,
             puts: PutCounters::default(),
         }
+    }
+
+    /// A store in memory (for tests of what writes to a store): `memory` keeps the handle that
+    /// reads its objects and takes it down.
+    pub fn memory(memory: memory::MemoryStore) -> Store {
+        Store::new(Backend::Memory(memory))
     }
 
     /// PUTs sent through this store so far, by class.
@@ -226,6 +235,7 @@ impl Store {
             Backend::S3(s) => Ok(Store::new(Backend::S3(
                 s.with_protection(s3::Protection::from_config(cfg)),
             ))),
+            Backend::Memory(s) => Ok(Store::new(Backend::Memory(s))),
             Backend::Local(s) => {
                 if cfg.protects() {
                     tracing::warn!("store.sse, storage_class and object_lock_* apply to S3 only; the local store ignores them");
@@ -240,6 +250,7 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.put(key, body).await,
             Backend::S3(s) => s.put(key, body, content).await,
+            Backend::Memory(s) => s.put(key, body),
         }
     }
 
@@ -273,6 +284,7 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.get(key).await,
             Backend::S3(s) => s.get(key).await,
+            Backend::Memory(s) => s.get(key),
         }
     }
 
@@ -281,6 +293,7 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.list(prefix).await,
             Backend::S3(s) => s.list(prefix).await,
+            Backend::Memory(s) => s.list(prefix),
         }
     }
 
@@ -289,6 +302,7 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.check(),
             Backend::S3(s) => s.check().await,
+            Backend::Memory(s) => s.check(),
         }
     }
 
@@ -296,6 +310,7 @@ impl Store {
         match &self.backend {
             Backend::Local(s) => s.describe(),
             Backend::S3(s) => s.describe(),
+            Backend::Memory(_) => "memory store".to_string(),
         }
     }
 }
