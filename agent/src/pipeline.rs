@@ -21,14 +21,13 @@ use crate::commit::{Shipper, ShipperConfig, Work};
 use crate::config::Config;
 use crate::contract::PodIdentity;
 use crate::error::{CliError, CliResult};
-use crate::follow::TailContext;
 use crate::footprint::recorder::{Recorder, RecorderDeps};
 use crate::meta::{Identities, MetadataSource, PodObjects};
 use crate::metrics::Metrics;
 use crate::postmortem::ClusterRecords;
 use crate::stop::Stop;
 use crate::store::{ErrorKind, Store, StoreError};
-use crate::watch::Follower;
+use crate::watch::{Follower, FollowerDeps};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,14 +108,6 @@ pub async fn run(
         grace_over,
     );
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE_BATCHES);
-    let mut roots = cfg.allowed_roots.clone();
-    roots.push(cfg.log_dir.clone());
-    let ctx = TailContext::new(
-        crate::follow::resolve_roots(&roots),
-        cfg.max_line_bytes,
-        cfg.batch.max_bytes,
-        metrics.clone(),
-    );
     if !drain && !cfg.http_listen.is_empty() {
         let metadata = sources.metadata.clone();
         let http = Arc::new(crate::http::HttpState {
@@ -157,13 +148,15 @@ pub async fn run(
     let follower = Follower::new(
         cfg,
         node,
-        ctx,
-        states,
-        tx,
-        stop,
-        sources.metadata.clone(),
-        identities.clone(),
-        recover,
+        FollowerDeps {
+            states,
+            tx,
+            stop,
+            metrics: metrics.clone(),
+            source: sources.metadata.clone(),
+            identities: identities.clone(),
+            recover,
+        },
     );
     let reader = std::thread::Builder::new()
         .name("follower".into())

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::contract::{PodIdentity, StreamMeta};
 use crate::follow::{self, PumpState, Sealed, StreamFiles, StreamTail, TailContext};
 use crate::meta::{AttemptBook, Identities, JobIdentity, Lookup, MetadataSource, PodDir, RunState};
+use crate::metrics::Metrics;
 use crate::stop::Stop;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -113,19 +114,43 @@ const SPARES_KEPT_WHILE_QUIET: Duration = Duration::from_secs(10);
 /// A job's attempt numbers are forgotten this long after its last pod left the node.
 const ATTEMPTS_KEPT: Duration = Duration::from_secs(3600);
 
+/// What the follower works with besides its config: what an earlier run left, where batches
+/// go, and the rest of the agent it reports to.
+pub struct FollowerDeps {
+    /// Pod states loaded at start: pinned identities and checkpoints.
+    pub states: HashMap<String, PodState>,
+    /// The shipper's queue: sealed batches and gone pods.
+    pub tx: mpsc::Sender<Work>,
+    pub stop: Arc<Stop>,
+    pub metrics: Arc<Metrics>,
+    /// Job metadata (the Kubernetes API); `None`: from log paths.
+    pub source: Option<Arc<dyn MetadataSource>>,
+    /// Every pinned identity, shared with the footprint recorder.
+    pub identities: Identities,
+    /// Asks the store what landed for a pod with no state (lost or corrupt state file).
+    pub recover: Recover,
+}
+
 impl Follower {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: Config,
-        node: String,
-        ctx: TailContext,
-        states: HashMap<String, PodState>,
-        tx: mpsc::Sender<Work>,
-        stop: Arc<Stop>,
-        source: Option<Arc<dyn MetadataSource>>,
-        identities: Identities,
-        recover: Recover,
-    ) -> Follower {
+    /// Files are opened only inside `log_dir` and `allowed_roots`.
+    pub fn new(cfg: Config, node: String, deps: FollowerDeps) -> Follower {
+        let FollowerDeps {
+            states,
+            tx,
+            stop,
+            metrics,
+            source,
+            identities,
+            recover,
+        } = deps;
+        let mut roots = cfg.allowed_roots.clone();
+        roots.push(cfg.log_dir.clone());
+        let ctx = TailContext::new(
+            follow::resolve_roots(&roots),
+            cfg.max_line_bytes,
+            cfg.batch.max_bytes,
+            metrics,
+        );
         Follower {
             recover,
             open_early: false,
