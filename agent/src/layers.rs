@@ -84,6 +84,15 @@ struct Import {
     file: String,
     line: usize,
     target: ModPath,
+    /// In code compiled for tests only (`#[cfg(test)]` modules).
+    test: bool,
+}
+
+/// What a file names: its imports, and the modules it declares for tests only
+/// (`#[cfg(test)] mod tests;`), whose files are test code.
+struct Scan {
+    imports: Vec<Import>,
+    test_modules: Vec<ModPath>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,12 +233,13 @@ fn module_of(rel: &Path) -> ModPath {
 
 /// Every crate path named in a file: `crate::…`, `super::…`, `self::…` and paths that start
 /// with a child module of the current one, use-groups expanded.
-fn imports(file: &str, module: &[String], src: &str, modules: &BTreeSet<ModPath>) -> Vec<Import> {
+fn scan(file: &str, module: &[String], src: &str, modules: &BTreeSet<ModPath>) -> Scan {
     let toks = lex(src);
     let mut out = Vec::new();
-    // Inline modules open at each brace depth: `super` inside `mod tests { … }` is the file's
-    // module.
-    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut test_modules = Vec::new();
+    // Inline modules open at each brace depth, and whether they are for tests: `super` inside
+    // `mod tests { … }` is the file's module.
+    let mut inline: Vec<(String, usize, bool)> = Vec::new();
     let mut depth = 0usize;
     let mut i = 0;
     while i < toks.len() {
@@ -237,15 +247,23 @@ fn imports(file: &str, module: &[String], src: &str, modules: &BTreeSet<ModPath>
             Tok::Punct('{') => depth += 1,
             Tok::Punct('}') => {
                 depth = depth.saturating_sub(1);
-                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                if inline.last().is_some_and(|(_, d, _)| *d == depth) {
                     inline.pop();
                 }
             }
             Tok::Ident(kw) if kw == "mod" => {
-                if let (Some((Tok::Ident(name), _)), Some((Tok::Punct('{'), _))) =
-                    (toks.get(i + 1), toks.get(i + 2))
-                {
-                    inline.push((name.clone(), depth));
+                let test = cfg_test_before(&toks, i);
+                match (toks.get(i + 1), toks.get(i + 2)) {
+                    (Some((Tok::Ident(name), _)), Some((Tok::Punct('{'), _))) => {
+                        inline.push((name.clone(), depth, test));
+                    }
+                    (Some((Tok::Ident(name), _)), Some((Tok::Punct(';'), _))) if test => {
+                        let mut path = module.to_vec();
+                        path.extend(inline.iter().map(|(n, _, _)| n.clone()));
+                        path.push(name.clone());
+                        test_modules.push(path);
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -260,8 +278,9 @@ fn imports(file: &str, module: &[String], src: &str, modules: &BTreeSet<ModPath>
         let here: ModPath = module
             .iter()
             .cloned()
-            .chain(inline.iter().map(|(n, _)| n.clone()))
+            .chain(inline.iter().map(|(n, _, _)| n.clone()))
             .collect();
+        let test = inline.iter().any(|(_, _, test)| *test);
         let Tok::Ident(first) = &toks[i].0 else {
             unreachable!()
         };
@@ -296,11 +315,39 @@ fn imports(file: &str, module: &[String], src: &str, modules: &BTreeSet<ModPath>
                 file: file.to_string(),
                 line,
                 target,
+                test,
             });
         }
         i = end.max(i + 1);
     }
-    out
+    Scan {
+        imports: out,
+        test_modules,
+    }
+}
+
+/// Whether the `mod` at `i` is declared `#[cfg(test)]` (a visibility may sit in between).
+fn cfg_test_before(toks: &[(Tok, usize)], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 {
+        match &toks[j - 1].0 {
+            Tok::Ident(w) if ["pub", "crate", "super", "self", "in"].contains(&w.as_str()) => {}
+            Tok::Punct('(') | Tok::Punct(')') | Tok::Path => {}
+            _ => break,
+        }
+        j -= 1;
+    }
+    let ident = |w: &str| Tok::Ident(w.to_string());
+    let want = [
+        Tok::Punct('#'),
+        Tok::Punct('['),
+        ident("cfg"),
+        Tok::Punct('('),
+        ident("test"),
+        Tok::Punct(')'),
+        Tok::Punct(']'),
+    ];
+    j >= want.len() && toks[j - want.len()..j].iter().map(|t| &t.0).eq(want.iter())
 }
 
 /// Reads a path or use tree at `j` under `prefix` (`a::b`, `a::{b, c::d}`, `a::*`, `self`);
@@ -384,7 +431,8 @@ fn sources(src: &Path) -> Vec<(String, ModPath, String)> {
         .collect()
 }
 
-/// What the check found: problems, and the unit graph with one import as evidence per edge.
+/// What the check found: problems, and the unit graph (test code aside) with one import as
+/// evidence per edge.
 struct Check {
     problems: Vec<String>,
     edges: BTreeMap<String, BTreeMap<String, Import>>,
@@ -395,10 +443,19 @@ fn check(table: &Table, files: &[(String, ModPath, String)]) -> Check {
         .iter()
         .flat_map(|(_, m, _)| (1..=m.len()).map(|n| m[..n].to_vec()))
         .collect();
+    let scans: Vec<Scan> = files
+        .iter()
+        .map(|(file, module, text)| scan(file, module, text, &modules))
+        .collect();
+    let test_modules: BTreeSet<ModPath> = scans
+        .iter()
+        .flat_map(|s| s.test_modules.iter().cloned())
+        .collect();
     let mut problems = Vec::new();
     let mut edges: BTreeMap<String, BTreeMap<String, Import>> = BTreeMap::new();
     let mut used = BTreeSet::new();
-    for (file, module, text) in files {
+    for ((file, module, _), scan) in files.iter().zip(scans) {
+        let test_file = (1..=module.len()).any(|n| test_modules.contains(&module[..n].to_vec()));
         let Some(from) = table.unit_of(module) else {
             problems.push(format!(
                 "{file}: module `{}` is in no layer: add it to the Layers table in lib.rs",
@@ -408,7 +465,7 @@ fn check(table: &Table, files: &[(String, ModPath, String)]) -> Check {
         };
         used.insert(from.clone());
         edges.entry(from.clone()).or_default();
-        for imp in imports(file, module, text, &modules) {
+        for imp in scan.imports {
             let Some(to) = table.unit_of(&imp.target) else {
                 problems.push(format!(
                     "{}:{}: `crate::{}` names no module of the Layers table",
@@ -431,11 +488,14 @@ fn check(table: &Table, files: &[(String, ModPath, String)]) -> Check {
                     table.describe(&to)
                 ));
             }
-            edges
-                .entry(from.clone())
-                .or_default()
-                .entry(to)
-                .or_insert(imp);
+            // Test code obeys the layers too, but is not part of the design: it draws no edge.
+            if !(imp.test || test_file) {
+                edges
+                    .entry(from.clone())
+                    .or_default()
+                    .entry(to)
+                    .or_insert(imp);
+            }
         }
     }
     for unit in table.units.keys().filter(|u| !used.contains(*u)) {
@@ -544,6 +604,113 @@ fn cycles(edges: &BTreeMap<String, BTreeMap<String, Import>>) -> Vec<Vec<String>
     out
 }
 
+/// One module as docs/architecture.md draws it.
+#[derive(Debug, Default)]
+struct Drawn {
+    rank: u32,
+    layer: String,
+    imports: BTreeSet<String>,
+}
+
+/// The picture in the first ```text block after "## Layers": a line `RANK NAME` opens a layer;
+/// a line indented less than 8 columns is `module  job`; `imports a b c` lines (or `imports
+/// nothing`) list the last module's imports; other lines (the job's continuation, rules) are
+/// for people.
+fn parse_picture(doc: &str) -> Result<BTreeMap<String, Drawn>, String> {
+    let mut lines = doc.lines().skip_while(|l| l.trim() != "## Layers");
+    lines
+        .find(|l| l.trim() == "```text")
+        .ok_or("no ```text block under \"## Layers\"")?;
+    let mut out: BTreeMap<String, Drawn> = BTreeMap::new();
+    let mut layer: Option<(u32, String)> = None;
+    let mut last: Option<String> = None;
+    for line in lines.take_while(|l| l.trim() != "```") {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let indent = line.len() - line.trim_start().len();
+        match words.as_slice() {
+            [] => {}
+            [rank, name] if rank.parse::<u32>().is_ok() => {
+                layer = Some((rank.parse().unwrap(), name.to_string()));
+            }
+            ["imports", names @ ..] => {
+                let module = last
+                    .as_ref()
+                    .ok_or(format!("imports before any module: {line:?}"))?;
+                let drawn = out.get_mut(module).unwrap();
+                drawn.imports.extend(
+                    names
+                        .iter()
+                        .filter(|n| **n != "nothing")
+                        .map(|n| n.to_string()),
+                );
+            }
+            [module, ..]
+                if indent < 8 && module.chars().next().is_some_and(char::is_alphabetic) =>
+            {
+                let (rank, name) = layer
+                    .clone()
+                    .ok_or(format!("a module before any layer: {line:?}"))?;
+                let drawn = Drawn {
+                    rank,
+                    layer: name,
+                    imports: BTreeSet::new(),
+                };
+                if out.insert(module.to_string(), drawn).is_some() {
+                    return Err(format!("`{module}` is drawn twice"));
+                }
+                last = Some(module.to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Where the picture and the code disagree.
+fn compare_picture(table: &Table, check: &Check, drawn: &BTreeMap<String, Drawn>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (unit, layer) in &table.units {
+        let Some(d) = drawn.get(unit) else {
+            problems.push(format!(
+                "`{unit}` (layer {} {}) is not drawn",
+                layer.rank, layer.name
+            ));
+            continue;
+        };
+        if (d.rank, &d.layer) != (layer.rank, &layer.name) {
+            problems.push(format!(
+                "`{unit}` is drawn in layer {} {}, but lib.rs puts it in layer {} {}",
+                d.rank, d.layer, layer.rank, layer.name
+            ));
+        }
+        let actual: BTreeSet<String> = check
+            .edges
+            .get(unit)
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default();
+        for missing in actual.difference(&d.imports) {
+            let imp = &check.edges[unit][missing];
+            problems.push(format!(
+                "`{unit}` imports `{missing}` ({}:{} crate::{}), which its `imports` lines do not list",
+                imp.file,
+                imp.line,
+                imp.target.join("::")
+            ));
+        }
+        for stale in d.imports.difference(&actual) {
+            problems.push(format!(
+                "`{unit}` is drawn importing `{stale}`, which it does not import (any more)"
+            ));
+        }
+    }
+    for unit in drawn.keys().filter(|u| !table.units.contains_key(*u)) {
+        problems.push(format!(
+            "`{unit}` is drawn but is not in lib.rs's Layers table"
+        ));
+    }
+    problems
+}
+
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -566,6 +733,21 @@ fn every_import_points_down_and_no_module_is_in_a_cycle() {
         result.problems.is_empty(),
         "the layering of agent/src (lib.rs, Layers) is broken:\n{}",
         result.problems.join("\n")
+    );
+}
+
+#[test]
+fn architecture_md_draws_the_layers_and_imports_as_they_are() {
+    let table = lib_table();
+    let result = check(&table, &sources(&src_dir()));
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md");
+    let doc = std::fs::read_to_string(doc).unwrap();
+    let drawn = parse_picture(&doc).unwrap_or_else(|e| panic!("docs/architecture.md: {e}"));
+    let problems = compare_picture(&table, &result, &drawn);
+    assert!(
+        problems.is_empty(),
+        "docs/architecture.md (## Layers) no longer draws agent/src as it is:\n{}",
+        problems.join("\n")
     );
 }
 
@@ -684,6 +866,51 @@ mod tests {
         assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
         assert!(
             found.problems[0].starts_with("a cycle: footprint → footprint::recorder → footprint")
+        );
+    }
+
+    #[test]
+    fn test_code_draws_no_edge_but_may_not_point_up_either() {
+        let t = table("2 app  app\n1 model  store parse\n0 base  clock");
+        let found = check(
+            &t,
+            &files(&[
+                ("app.rs", ""),
+                ("clock.rs", ""),
+                ("parse.rs", ""),
+                (
+                    "store/mod.rs",
+                    "use crate::clock::now;\n#[cfg(test)]\nmod tests;\n#[cfg(test)]\npub(crate) mod seeds {\n    use crate::parse::x;\n}",
+                ),
+                ("store/tests.rs", "use crate::parse::Record;\nuse crate::app::App;"),
+            ]),
+        );
+        let edges: Vec<&str> = found.edges["store"].keys().map(String::as_str).collect();
+        assert_eq!(edges, ["clock"], "parse is imported by test code only");
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert!(found.problems[0].starts_with("store/tests.rs:2: imports `crate::app::App`"));
+    }
+
+    #[test]
+    fn the_picture_is_read_and_compared_with_the_code() {
+        let t = table("1 model  store\n0 base  clock retry");
+        let found = check(
+            &t,
+            &files(&[
+                ("store.rs", "use crate::{clock, retry};"),
+                ("clock.rs", ""),
+                ("retry.rs", ""),
+            ]),
+        );
+        let doc = "## Layers\n```text\n1 model\n    store    where objects land,\n             on two lines\n             imports clock\n---\n0 base\n    clock    now\n             imports nothing\n    retry    waits\n             imports clock\n```\n";
+        let drawn = parse_picture(doc).unwrap();
+        assert_eq!(drawn["store"].layer, "model");
+        assert_eq!(
+            compare_picture(&t, &found, &drawn),
+            [
+                "`retry` is drawn importing `clock`, which it does not import (any more)",
+                "`store` imports `retry` (store.rs:1 crate::retry), which its `imports` lines do not list",
+            ]
         );
     }
 
