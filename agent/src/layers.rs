@@ -455,7 +455,7 @@ fn check(table: &Table, files: &[(String, ModPath, String)]) -> Check {
     let mut edges: BTreeMap<String, BTreeMap<String, Import>> = BTreeMap::new();
     let mut used = BTreeSet::new();
     for ((file, module, _), scan) in files.iter().zip(scans) {
-        let test_file = (1..=module.len()).any(|n| test_modules.contains(&module[..n].to_vec()));
+        let test_file = (1..=module.len()).any(|n| test_modules.contains(&module[..n]));
         let Some(from) = table.unit_of(module) else {
             problems.push(format!(
                 "{file}: module `{}` is in no layer: add it to the Layers table in lib.rs",
