@@ -4,7 +4,7 @@
 //! `discover` → `tail` → `parse` → `meta` (enrich) → `encode` + `batch` → `compress` → `store`
 //! → `commit` (manifests + `checkpoint`). `pipeline` wires them; `footprint` runs beside them;
 //! `postmortem` (Events and Job records) with it; `read` (with `inflate` and `decode`), `verify` and
-//! `cli` are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//! `cli` are the reading side. `contract` holds everything the external contract (docs/contract.md, "CONTRACT §n" in comments) defines, once.
 
 pub mod batch;
 pub mod checkpoint;

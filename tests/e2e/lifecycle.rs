@@ -234,7 +234,9 @@ fn thousands_of_batches_keep_state_and_manifest_writes_bounded() {
     });
     stop(&mut agent);
     let objects = node.keys("logs/").len();
-    eprintln!("{objects} objects; per round (state file bytes, log objects, manifest bytes): {rounds:?}");
+    eprintln!(
+        "{objects} objects; per round (state file bytes, log objects, manifest bytes): {rounds:?}"
+    );
     assert!(objects >= 2000, "{objects} log objects");
     // What the agent keeps per pod does not grow with its history: at most a part's worth of
     // waiting lines (256 of about 350 bytes).
