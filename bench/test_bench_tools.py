@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import gzip
 import math
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import tomllib
 import time
 import unittest
 import uuid
@@ -251,7 +253,11 @@ class LagPiecesTest(unittest.TestCase):
         self.assertEqual((f["p50"], f["max"], f["min"], f["count"]), (2.0, 3.0, 1.0, 3))
 
     def test_config_max_age(self):
-        self.assertEqual(bench.config_max_age([])[0], 5.0)
+        # The agent's default, as config/jobarchive.toml documents it.
+        with open(os.path.join(os.path.dirname(__file__), "..", "config", "jobarchive.toml"), "rb") as f:
+            documented = tomllib.load(f)["batch"]["max_age_secs"]
+        self.assertEqual(bench.DEFAULT_MAX_AGE, float(documented))
+        self.assertEqual(bench.config_max_age([])[0], bench.DEFAULT_MAX_AGE)
         with tempfile.TemporaryDirectory() as d:
             cfg = os.path.join(d, "a.toml")
             with open(cfg, "w") as f:
@@ -260,9 +266,30 @@ class LagPiecesTest(unittest.TestCase):
             self.assertEqual(bench.config_max_age([f"--config={cfg}", "-x"])[0], 2.0)
             with open(cfg, "w") as f:
                 f.write("[store]\nurl = 'file:///x'\n")
-            self.assertEqual(bench.config_max_age(["--config", cfg])[0], 5.0)
+            self.assertEqual(bench.config_max_age(["--config", cfg])[0], bench.DEFAULT_MAX_AGE)
             with self.assertRaises(bench.BenchError):
                 bench.config_max_age(["--config", os.path.join(d, "missing.toml")])
+
+    def test_put_counts_are_read_per_class_from_metrics(self):
+        body = (
+            "# HELP jobarchive_store_puts_total x\n# TYPE jobarchive_store_puts_total counter\n"
+            'jobarchive_store_puts_total{class="logs"} 3\n'
+            'jobarchive_store_puts_total{class="manifests"} 6\n'
+            'jobarchive_store_put_bytes_total{class="logs"} 1.5e6\n'
+            'jobarchive_store_put_bytes_total{class="manifests"} 2400\n'
+            "jobarchive_shipped_objects_total 3\n"
+        )
+        counts = bench.parse_put_counts(body)
+        self.assertEqual(counts["logs"], (3, 1_500_000))
+        self.assertEqual(counts["manifests"], (6, 2400))
+        self.assertEqual(counts["footprints"], (0, 0))
+
+    def test_cost_lines_compress_like_logs_and_repeat(self):
+        lines = [bench.cost_line(i, 1) for i in range(2000)]
+        self.assertEqual(lines, [bench.cost_line(i, 1) for i in range(2000)])
+        raw = b"\n".join(lines)
+        ratio = len(raw) / len(gzip.compress(raw))
+        self.assertTrue(2.5 < ratio < 8, ratio)
 
     def test_bytes_due_follows_the_schedule_with_capped_bursts(self):
         rate, total, burst = 1e6, 10_000_000, 100_000

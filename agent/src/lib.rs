@@ -6,7 +6,8 @@
 //! `commit` (`compress` → `store` → manifest parts and head → `checkpoint`; its `spool` while the
 //! store is down). `pipeline` wires them; `footprint::recorder` runs beside them, with
 //! `postmortem` (Events and Job records); `read` (with `inflate` and `decode`), `verify` and `cli`
-//! are the reading side. `contract` holds everything CONTRACT.md defines, once.
+//! are the reading side. `contract` holds everything the external contract defines, once
+//! (docs/contract.md, "CONTRACT §n" in comments).
 //!
 //! ## Layers
 //!

@@ -158,7 +158,7 @@ pub async fn run(args: DemoArgs) -> CliResult<()> {
         super::report::load(&store_args, "over-provisioned", DEFAULT_HEADROOM_PERCENT).await?;
     eprintln!(
         "\nThe three answers, from the archive alone (the Jobs, pods and Events could be gone):\n{}\
-         The archive is plain files under {}: logs/, manifests/, footprints/, events/ and jobs/ (docs/audit.md).\n\
+         The archive is plain files under {}: logs/, manifests/ and manifest-parts/, footprints/, events/ and jobs/ (docs/audit.md).\n\
          Memory over time per attempt, with the request as a line: {}/{{{}}}.svg",
         answers(&described, &over),
         store.display(),
