@@ -121,6 +121,15 @@ impl Node {
         let (records, sealed, _) = self.pump(tail);
         (records, sealed)
     }
+
+    /// A stream whose `0.log` got lines `0..n`, read to its end: its tail and the batch sealed.
+    fn read_first(&mut self, n: u32) -> (StreamTail, Sealed) {
+        append(&self.log(), &lines(0..n));
+        let mut tail = self.tail(None);
+        let (first, sealed) = self.read(&mut tail);
+        assert_eq!(messages(&first), expected(0..n));
+        (tail, sealed)
+    }
 }
 
 /// (offset, message) of every record of the batches.
@@ -165,10 +174,7 @@ fn offsets_follow_the_bytes(records: &[(u64, String)]) {
 #[test]
 fn the_rotated_file_is_read_to_its_end_before_the_new_one() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..10));
-    let mut tail = node.tail(None);
-    let (first, _) = node.read(&mut tail);
-    assert_eq!(messages(&first), expected(0..10));
+    let (mut tail, _) = node.read_first(10);
     // The runtime wrote more, the kubelet renamed the file, the runtime still wrote to the old
     // inode before it reopened, then wrote to the new 0.log.
     append(&node.log(), &lines(10..15));
@@ -232,10 +238,7 @@ fn rotations_while_reading_keep_one_offset_sequence() {
 #[test]
 fn after_copytruncate_offsets_go_on_and_what_was_read_stays() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..10));
-    let mut tail = node.tail(None);
-    let (first, _) = node.read(&mut tail);
-    assert_eq!(messages(&first), expected(0..10));
+    let (mut tail, _) = node.read_first(10);
     // copytruncate: the file is cut to nothing in place and written again from its start.
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -351,10 +354,7 @@ fn a_backfill_resumed_by_offset_alone_skips_what_landed() {
 #[test]
 fn a_line_written_in_pieces_is_one_record_at_its_start_offset() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..1));
-    let mut tail = node.tail(None);
-    let (first, _) = node.read(&mut tail);
-    assert_eq!(messages(&first), expected(0..1));
+    let (mut tail, _) = node.read_first(1);
     let line = lines(1..2);
     let (head, rest) = line.split_at(20);
     append(&node.log(), head);
@@ -417,10 +417,7 @@ fn a_line_past_the_limit_is_cut_and_the_next_one_read_whole() {
 #[test]
 fn a_checkpointed_file_found_only_as_gz_resumes_exactly() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..100));
-    let mut tail = node.tail(None);
-    let (first, sealed) = node.read(&mut tail);
-    assert_eq!(messages(&first), expected(0..100));
+    let (tail, sealed) = node.read_first(100);
     let cp = sealed.checkpoint;
     assert!(cp.file.as_ref().unwrap().fingerprint.is_some());
     drop(tail); // kill -9: the agent is gone
@@ -449,9 +446,7 @@ fn a_checkpointed_file_found_only_as_gz_resumes_exactly() {
 #[test]
 fn a_checkpointed_file_deleted_while_down_is_a_gap() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..100));
-    let mut tail = node.tail(None);
-    let (_, sealed) = node.read(&mut tail);
+    let (tail, sealed) = node.read_first(100);
     let cp = sealed.checkpoint;
     drop(tail);
     append(&node.log(), &lines(100..150));
@@ -476,9 +471,7 @@ fn a_checkpointed_file_deleted_while_down_is_a_gap() {
 #[test]
 fn a_checkpoint_at_the_start_of_a_new_file_names_the_one_before() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..10));
-    let mut tail = node.tail(None);
-    let (_, _) = node.read(&mut tail);
+    let (mut tail, _) = node.read_first(10);
     // Rotated live: the old file is read to its end, the new one is still empty.
     rotate(&node.dir, "20261127-140001");
     let (_, sealed) = node.read(&mut tail);
@@ -497,9 +490,7 @@ fn a_checkpoint_at_the_start_of_a_new_file_names_the_one_before() {
 #[test]
 fn a_restart_mid_file_resumes_after_the_checkpoint_in_the_same_inode() {
     let mut node = Node::new();
-    append(&node.log(), &lines(0..10));
-    let mut tail = node.tail(None);
-    let (_, sealed) = node.read(&mut tail);
+    let (tail, sealed) = node.read_first(10);
     drop(tail);
     append(&node.log(), &lines(10..20));
     let mut tail = node.tail(Some(&sealed.checkpoint));
