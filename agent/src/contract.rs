@@ -26,6 +26,22 @@ pub struct StreamMeta {
 pub const UNKNOWN_UID: &str = "unknown";
 
 impl StreamMeta {
+    /// The pod-level part: who the attempt is (the inverse of `PodIdentity::stream`).
+    pub fn identity(&self) -> PodIdentity {
+        PodIdentity {
+            cluster: self.cluster.clone(),
+            node: self.node.clone(),
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            pod_uid: self.pod_uid.clone(),
+            job: self.job.clone(),
+            job_uid: self.job_uid.clone(),
+            cronjob: self.cronjob.clone(),
+            attempt: self.attempt,
+            completion_index: self.completion_index,
+        }
+    }
+
     fn uid_part(&self) -> &str {
         self.job_uid.as_deref().unwrap_or(UNKNOWN_UID)
     }
@@ -594,18 +610,8 @@ mod tests {
             m.part_key(42),
             "manifest-parts/cluster=c1/namespace=default/job=exit-nonzero/job_uid=unknown/attempt=3/pod=exit-nonzero-szsld/container=main/restart=2/00000000000000000042.ndjson"
         );
-        let id = PodIdentity {
-            cluster: m.cluster.clone(),
-            node: m.node.clone(),
-            namespace: m.namespace.clone(),
-            pod: m.pod.clone(),
-            pod_uid: m.pod_uid.clone(),
-            job: m.job.clone(),
-            job_uid: None,
-            cronjob: None,
-            attempt: 3,
-            completion_index: None,
-        };
+        let id = m.identity();
+        assert_eq!(id.stream(&m.container, m.restart), m);
         assert!(m.part_key(0).starts_with(&id.parts_prefix()));
         let lines = vec![
             PartLine::Skipped {

@@ -266,7 +266,7 @@ impl Shipper {
         if !via_spool {
             match self.land(packed.as_ref(), self.cfg.max_retries).await {
                 Ok(()) => {
-                    let pod = self.pod_state(&identity_of(&s.meta));
+                    let pod = self.pod_state(&s.meta.identity());
                     let landed = Landed {
                         entry: packed.map(|p| p.entry),
                         gap: s.gap,
@@ -435,7 +435,7 @@ impl Shipper {
     /// without advancing the checkpoint, so the next start reads the batch again.
     async fn spool_batch(&self, s: Sealed, packed: Option<Packed>) {
         let header = SpoolHeader {
-            pod: identity_of(&s.meta),
+            pod: s.meta.identity(),
             checkpoint: s.checkpoint,
             complete: s.complete,
             entry: packed.as_ref().map(|p| p.entry.clone()),
@@ -711,20 +711,5 @@ impl Shipper {
                 return Err(e);
             }
         }
-    }
-}
-
-fn identity_of(m: &StreamMeta) -> PodIdentity {
-    PodIdentity {
-        cluster: m.cluster.clone(),
-        node: m.node.clone(),
-        namespace: m.namespace.clone(),
-        pod: m.pod.clone(),
-        pod_uid: m.pod_uid.clone(),
-        job: m.job.clone(),
-        job_uid: m.job_uid.clone(),
-        cronjob: m.cronjob.clone(),
-        attempt: m.attempt,
-        completion_index: m.completion_index,
     }
 }
