@@ -1,6 +1,8 @@
 //! The follower: the reading side of the agent on one thread. It discovers pods and streams
 //! (inotify events plus a periodic rescan), gives each stream its metadata, pumps streams that
 //! have new bytes, and closes batches on size, age, quiet, memory pressure and stream end.
+//! The reading itself is the file-following core's (`follow`): this is the policy that drives
+//! it, and the only part of the reading side that knows the metadata source and the shipper.
 //!
 //! Work per event does not grow with the number of streams: streams are indexed by pod, the
 //! dirty queue holds each stream once, open batch bytes are a running count, and batch
