@@ -67,6 +67,10 @@ pub struct Follower {
     queued: HashSet<StreamKey>,
     /// Uncompressed bytes in open batches, all streams together (kept as they change).
     open_bytes: usize,
+    /// Streams with an open batch, oldest batch first: over the memory budget, the oldest batch
+    /// (the biggest, as a rule) is closed first, so the budget costs few, large objects.
+    by_age: std::collections::BTreeSet<(Instant, StreamKey)>,
+    aged: HashMap<StreamKey, Instant>,
     /// When each stream with an open batch is next due to be looked at for closing (at most
     /// one entry per stream; an entry found early is pushed again at the stream's real due).
     timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
@@ -179,6 +183,8 @@ impl Follower {
             dirty: VecDeque::new(),
             queued: HashSet::new(),
             open_bytes: 0,
+            by_age: std::collections::BTreeSet::new(),
+            aged: HashMap::new(),
             timers: BinaryHeap::new(),
             timed: HashSet::new(),
             ending: HashSet::new(),
@@ -618,6 +624,7 @@ impl Follower {
         self.open_bytes -= tail.batch.data.len();
         sealed.push(tail.seal(true));
         tail.close();
+        self.track_age(key);
         if let Some(keys) = self.by_pod.get_mut(&key.0) {
             keys.retain(|k| k != key);
             if keys.is_empty() {
@@ -750,16 +757,47 @@ impl Follower {
                 }
                 PumpState::Ended => self.end_stream(&key, &mut sealed),
             }
-            if self.open_bytes > OPEN_BATCH_BUDGET {
-                if let Some(tail) = self.streams.get_mut(&key).filter(|t| t.has_unsealed()) {
-                    self.open_bytes -= tail.batch.data.len();
-                    sealed.push(tail.seal(false));
-                }
+            self.track_age(&key);
+            while self.open_bytes > OPEN_BATCH_BUDGET {
+                let Some((_, oldest)) = self.by_age.first().cloned() else {
+                    break;
+                };
+                self.seal_open(&oldest, &mut sealed);
             }
             if self.streams.get(&key).is_some_and(|t| t.has_unsealed()) {
                 self.schedule(key.clone());
             }
             self.send_all(&mut sealed);
+        }
+    }
+
+    /// Close a stream's open batch (it goes to `sealed`).
+    fn seal_open(&mut self, key: &StreamKey, sealed: &mut Vec<Sealed>) {
+        if let Some(tail) = self.streams.get_mut(key).filter(|t| t.has_unsealed()) {
+            self.open_bytes -= tail.batch.data.len();
+            sealed.push(tail.seal(false));
+        }
+        self.track_age(key);
+    }
+
+    /// Keep `by_age` in step with a stream's open batch (opened, closed, or another one).
+    fn track_age(&mut self, key: &StreamKey) {
+        let now = self
+            .streams
+            .get(key)
+            .filter(|t| !t.batch.is_empty())
+            .map(|t| t.batch.opened);
+        let was = self.aged.get(key).copied();
+        if now == was {
+            return;
+        }
+        if let Some(was) = was {
+            self.by_age.remove(&(was, key.clone()));
+            self.aged.remove(key);
+        }
+        if let Some(now) = now {
+            self.by_age.insert((now, key.clone()));
+            self.aged.insert(key.clone(), now);
         }
     }
 
@@ -822,17 +860,16 @@ impl Follower {
                 break;
             };
             self.timed.remove(&key);
-            let Some(tail) = self.streams.get_mut(&key).filter(|t| t.has_unsealed()) else {
+            let Some(due) = self
+                .streams
+                .get(&key)
+                .filter(|t| t.has_unsealed())
+                .map(|t| self.due(t))
+            else {
                 continue;
             };
-            let due = {
-                let max_age = Duration::from_secs(self.cfg.batch.max_age_secs);
-                let quiet = Duration::from_secs(self.cfg.batch.quiet_secs);
-                (tail.batch.opened + max_age).min(tail.batch.touched + quiet)
-            };
             if due <= now {
-                self.open_bytes -= tail.batch.data.len();
-                sealed.push(tail.seal(false));
+                self.seal_open(&key, &mut sealed);
             } else {
                 self.timed.insert(key.clone());
                 self.timers.push(Reverse((due, key)));

@@ -48,18 +48,29 @@ fn verify_output(node: &Node, job: &str) -> (Option<i32>, String) {
     )
 }
 
-fn start(node: &Node, config: &str) -> (Child, u16) {
-    node.start_agent(config)
+/// A running agent, killed if the test fails before it stops it (no agent outlives its test).
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-fn kill9(agent: &mut Child) {
-    agent.kill().unwrap();
-    agent.wait().unwrap();
+fn start(node: &Node, config: &str) -> (Agent, u16) {
+    let (child, port) = node.start_agent(config);
+    (Agent(child), port)
 }
 
-fn stop(agent: &mut Child) {
-    signal(agent.id(), "TERM");
-    agent.wait().unwrap();
+fn kill9(agent: &mut Agent) {
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+}
+
+fn stop(agent: &mut Agent) {
+    signal(agent.0.id(), "TERM");
+    agent.0.wait().unwrap();
 }
 
 /// The manifest head of the only attempt of `job`.
