@@ -905,3 +905,301 @@ impl Follower {
         keys
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The follower's policy in a drain, on a log dir laid out as the kubelet lays it out, with
+    //! a metadata source that answers as told: which streams are read, with which identity,
+    //! from where, and when a stream is complete. The reading itself is tested in follow/.
+
+    use super::*;
+    use crate::follow::StreamCheckpoint;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// CRI lines `line i` of container `c`, one nanosecond apart.
+    fn lines(c: &str, range: std::ops::Range<u32>) -> String {
+        range
+            .map(|i| format!("2026-11-27T14:00:00.{i:09}Z stdout F {c} line {i}\n"))
+            .collect()
+    }
+
+    fn write(root: &Path, pod: &str, container: &str, name: &str, text: &str) {
+        let dir = root.join(pod).join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// A metadata source that answers from its tables: pods by uid (absent: `Unknown`), and
+    /// container runs by (uid, container) (absent: `Running`).
+    #[derive(Default)]
+    struct Told {
+        pods: Mutex<HashMap<String, Lookup>>,
+        ended: Mutex<HashMap<(String, String), i64>>,
+    }
+
+    impl MetadataSource for Told {
+        fn lookup(&self, pod: &PodDir) -> Lookup {
+            match self.pods.lock().unwrap().get(&pod.uid) {
+                Some(Lookup::Known(id)) => Lookup::Known(id.clone()),
+                Some(Lookup::NotAJob) => Lookup::NotAJob,
+                _ => Lookup::Unknown,
+            }
+        }
+        fn run_state(&self, pod_uid: &str, container: &str, _restart: u32) -> RunState {
+            let ended = self.ended.lock().unwrap();
+            match ended.get(&(pod_uid.to_string(), container.to_string())) {
+                Some(&t) => RunState::Ended {
+                    finished_unix: Some(t),
+                },
+                None => RunState::Running,
+            }
+        }
+    }
+
+    struct Drained {
+        /// Sealed batches in the order the follower sent them.
+        sealed: Vec<Sealed>,
+    }
+
+    impl Drained {
+        /// (pod, container, restart) of each batch, in order.
+        fn streams(&self) -> Vec<(String, String, u32)> {
+            self.sealed
+                .iter()
+                .map(|s| (s.meta.pod.clone(), s.meta.container.clone(), s.meta.restart))
+                .collect()
+        }
+
+        /// The messages of one container's records, in order, with their offsets.
+        fn records(&self, container: &str) -> Vec<(u64, String)> {
+            self.of(container)
+                .flat_map(|s| s.batch.data.split(|&b| b == b'\n'))
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+                    let message = v["message"].as_str().unwrap().to_string();
+                    (v["offset"].as_u64().unwrap(), message)
+                })
+                .collect()
+        }
+
+        fn of<'a>(&'a self, container: &'a str) -> impl Iterator<Item = &'a Sealed> + 'a {
+            self.sealed
+                .iter()
+                .filter(move |s| s.meta.container == container)
+        }
+    }
+
+    /// A drain of `root` by a follower with this source and these states from an earlier run.
+    fn drain(
+        root: &Path,
+        source: Option<Arc<dyn MetadataSource>>,
+        states: HashMap<String, PodState>,
+    ) -> Drained {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _in_rt = rt.enter();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cfg = Config {
+            node_name: "node-a".into(),
+            log_dir: root.to_path_buf(),
+            allowed_roots: Vec::new(),
+            metadata_wait_secs: 0,
+            ..Config::default()
+        };
+        let deps = FollowerDeps {
+            states,
+            tx,
+            stop: Arc::new(Stop::default()),
+            metrics: Arc::default(),
+            source,
+            identities: Identities::default(),
+            recover: Box::new(|_| None),
+        };
+        let follower = Follower::new(cfg, "node-a".into(), deps);
+        std::thread::spawn(move || follower.drain()).join().unwrap();
+        let mut sealed = Vec::new();
+        while let Ok(work) = rx.try_recv() {
+            match work {
+                Work::Batch(s) => sealed.push(*s),
+                Work::PodGone(uid) => panic!("a drain of present folders sent PodGone({uid})"),
+            }
+        }
+        Drained { sealed }
+    }
+
+    fn job(attempt: u32) -> Lookup {
+        Lookup::Known(JobIdentity {
+            job: "backup".into(),
+            job_uid: Some("job-uid".into()),
+            cronjob: Some("nightly".into()),
+            completion_index: None,
+            attempt: Some(attempt),
+        })
+    }
+
+    #[test]
+    fn without_a_source_every_stream_is_read_once_from_its_oldest_file_in_key_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let pod_b = "default_backup-bcdfg_uid-b";
+        let pod_a = "default_backup-hjklm_uid-a";
+        write(
+            &root,
+            pod_b,
+            "main",
+            "0.log.20261127-140000",
+            &lines("b", 0..3),
+        );
+        write(&root, pod_b, "main", "0.log", &lines("b", 3..5));
+        write(&root, pod_a, "main", "0.log", &lines("a", 0..2));
+        write(&root, pod_a, "sidecar", "0.log", &lines("s", 0..2));
+
+        let out = drain(&root, None, HashMap::new());
+
+        // By pod uid, then container: one batch each, as the shipper lands them.
+        let streams: Vec<_> = out.streams();
+        assert_eq!(
+            streams,
+            [
+                ("backup-hjklm".into(), "main".into(), 0),
+                ("backup-hjklm".into(), "sidecar".into(), 0),
+                ("backup-bcdfg".into(), "main".into(), 0),
+            ]
+        );
+        let b: Vec<_> = out
+            .of("main")
+            .filter(|s| s.meta.pod_uid == "uid-b")
+            .collect();
+        let data = String::from_utf8(b[0].batch.data.clone()).unwrap();
+        let messages: Vec<_> = (0..5).map(|i| format!("b line {i}")).collect();
+        for (n, m) in messages.iter().enumerate() {
+            assert!(data.contains(m.as_str()), "line {n} missing: {data}");
+        }
+        assert_eq!(b[0].batch.records, 5);
+        assert_eq!(b[0].batch.first_offset, 0);
+        assert_eq!(b[0].checkpoint.offset, (lines("b", 0..5).len()) as u64);
+        // Path metadata: the job from the pod name, attempts numbered by first line.
+        assert_eq!(b[0].meta.job, "backup");
+        assert_eq!(b[0].meta.node, "node-a");
+        // The folders are there and no source says the containers ended: nothing is complete.
+        assert!(out.sealed.iter().all(|s| !s.complete));
+    }
+
+    #[test]
+    fn a_run_the_source_says_ended_is_complete_and_a_running_one_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let pod = "batch_backup-nightly-29400000-bcdfg_uid-1";
+        write(&root, pod, "main", "0.log", &lines("m", 0..4));
+        write(&root, pod, "sidecar", "0.log", &lines("s", 0..4));
+        let told = Arc::new(Told::default());
+        told.pods.lock().unwrap().insert("uid-1".into(), job(3));
+        // Ended a minute ago: past the grace in which the runtime may still be writing.
+        let ended = now_unix() - 60;
+        told.ended
+            .lock()
+            .unwrap()
+            .insert(("uid-1".into(), "main".into()), ended);
+
+        let out = drain(&root, Some(told), HashMap::new());
+
+        let main: Vec<_> = out.of("main").collect();
+        let sidecar: Vec<_> = out.of("sidecar").collect();
+        assert!(
+            main.last().unwrap().complete,
+            "main ended and was read to its end"
+        );
+        assert!(!sidecar.last().unwrap().complete, "sidecar still runs");
+        // The API's identity, not the path's guess.
+        assert_eq!(main[0].meta.attempt, 3);
+        assert_eq!(main[0].meta.job_uid.as_deref(), Some("job-uid"));
+        assert_eq!(main[0].meta.cronjob.as_deref(), Some("nightly"));
+        assert_eq!(out.records("main").len(), 4);
+    }
+
+    #[test]
+    fn a_pod_no_job_owns_is_never_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        write(
+            &root,
+            "default_web-bcdfg_uid-web",
+            "nginx",
+            "0.log",
+            &lines("w", 0..3),
+        );
+        write(
+            &root,
+            "default_backup-bcdfg_uid-job",
+            "main",
+            "0.log",
+            &lines("m", 0..3),
+        );
+        let told = Arc::new(Told::default());
+        let mut pods = told.pods.lock().unwrap();
+        pods.insert("uid-web".into(), Lookup::NotAJob);
+        pods.insert("uid-job".into(), job(1));
+        drop(pods);
+
+        let out = drain(&root, Some(told), HashMap::new());
+
+        assert_eq!(out.streams(), [("backup-bcdfg".into(), "main".into(), 0)]);
+    }
+
+    #[test]
+    fn a_pod_the_source_does_not_know_ships_with_path_metadata_after_the_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        write(
+            &root,
+            "default_backup-bcdfg_uid-1",
+            "main",
+            "0.log",
+            &lines("m", 0..2),
+        );
+
+        // The source never hears of the pod; the wait is 0 s here.
+        let out = drain(&root, Some(Arc::new(Told::default())), HashMap::new());
+
+        assert_eq!(out.streams(), [("backup-bcdfg".into(), "main".into(), 0)]);
+        assert_eq!(out.sealed[0].meta.job_uid, None);
+        assert_eq!(out.sealed[0].meta.job, "backup");
+    }
+
+    #[test]
+    fn a_drain_resumes_each_stream_at_its_checkpoint_with_the_pinned_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let pod = "default_backup-bcdfg_uid-1";
+        write(&root, pod, "main", "0.log", &lines("m", 0..10));
+        // An earlier run landed lines 0..6 and pinned attempt 4 (the path would say 1).
+        let dir = PodDir::parse(pod).unwrap();
+        let mut state = PodState::new(JobIdentity::from_path(&dir).pin("c", "node-a", &dir, 4));
+        let landed = lines("m", 0..6).len() as u64;
+        state.set_stream(StreamCheckpoint {
+            container: "main".into(),
+            restart: 0,
+            offset: landed,
+            file: None,
+        });
+        let states = HashMap::from([("uid-1".to_string(), state)]);
+
+        let out = drain(&root, None, states);
+
+        let records = out.records("main");
+        let messages: Vec<_> = records.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(messages, ["m line 6", "m line 7", "m line 8", "m line 9"]);
+        assert_eq!(records[0].0, landed);
+        assert_eq!(out.sealed[0].batch.first_offset, landed);
+        assert_eq!(out.sealed[0].meta.attempt, 4);
+    }
+}
