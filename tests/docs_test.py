@@ -412,7 +412,7 @@ class ReadmeCommandsParse(unittest.TestCase):
         commands = readme_commands()
         self.assertGreaterEqual(len(commands), 4, "README commands not found (extraction broken?)")
         if not BINARY.exists():
-            self.skipTest(f"{BINARY} is not built (cargo build --bins)")
+            self.skipTest(f"{BINARY} is not built (cargo build --workspace --bins --tests)")
         problems = []
         for argv, line in commands:
             run = subprocess.run([str(BINARY), *argv, "--help"], capture_output=True, text=True)

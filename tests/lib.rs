@@ -20,7 +20,7 @@ pub fn binary() -> PathBuf {
     let bin = dir.join("jobarchive");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build --bins` first (tests/run.sh does)",
+        "{} is missing: run `cargo build --workspace --bins --tests` first (tests/run.sh does)",
         bin.display()
     );
     let built = std::fs::metadata(&bin)
@@ -29,7 +29,7 @@ pub fn binary() -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src");
     assert!(
         newest_mtime(&src) <= built,
-        "{} is older than agent/src: run `cargo build --bins` first (tests/run.sh does)",
+        "{} is older than agent/src: run `cargo build --workspace --bins --tests` first (tests/run.sh does)",
         bin.display()
     );
     bin

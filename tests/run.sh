@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 source tests/s3-moto.sh
-cargo build --bins
+# Bins and tests in one build: dev-dependencies (criterion, proptest, resvg) turn on features of
+# crates deep in the AWS and kube stacks (getrandom/std, log/std), so a build of the bins alone
+# resolves other features and compiles those stacks a second time (~5 min on 2 cores).
+cargo build --workspace --bins --tests
 cargo test --workspace -- --test-threads=2
 python3 -m unittest tests/k8s_api/test_server.py bench/test_bench_tools.py
 # The benchmarks on tiny inputs, to prove they run (figures come from release builds on a quiet
