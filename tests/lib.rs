@@ -75,9 +75,11 @@ pub struct Node {
     pub endpoint: Option<String>,
 }
 
-/// A failing test shows the end of its agent's log (the node's folder is deleted with it).
+/// A failing test shows the end of its agent's log (the node's folder is deleted with it), and
+/// an agent it left running on the node's folders is killed: it would outlive the test.
 impl Drop for Node {
     fn drop(&mut self) {
+        kill_leftover_agents(self.dir.path());
         if std::thread::panicking() {
             if let Ok(log) = std::fs::read_to_string(self.agent_log()) {
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
@@ -86,6 +88,29 @@ impl Drop for Node {
                     eprintln!("{line}");
                 }
             }
+        }
+    }
+}
+
+/// `jobarchive agent` processes whose command line names `dir` (a test that failed between
+/// starting its agent and stopping it leaves one behind).
+fn kill_leftover_agents(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let is_agent = cmdline.split('\0').nth(1) == Some("agent");
+        if is_agent && cmdline.contains(needle.as_str()) {
+            let _ = Command::new("kill").args(["-9", pid]).status();
         }
     }
 }

@@ -415,25 +415,28 @@ impl StreamTail {
 
     /// Read one chunk and turn its complete lines into records.
     fn read_chunk(&mut self, ctx: &mut TailContext, sealed: &mut Vec<Sealed>) -> io::Result<usize> {
+        // The scratch buffer keeps its length between reads: it is zero-filled only when it
+        // grows, not at every read. A live stream is read a line or two at a time, and filling
+        // a whole chunk for each of those reads cost more than the read.
         let mut buf = std::mem::take(&mut ctx.scratch);
-        buf.clear();
-        buf.extend_from_slice(&self.carry);
+        let have = self.carry.len();
+        let end = have + READ_CHUNK;
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf[..have].copy_from_slice(&self.carry);
         self.carry.clear();
-        let have = buf.len();
-        buf.resize(have + READ_CHUNK, 0);
         let src = self.source.as_mut().expect("read with an open file");
-        let n = match src.reader.read(&mut buf[have..]) {
+        let n = match src.reader.read(&mut buf[have..end]) {
             Ok(n) => n,
             Err(e) => {
-                buf.truncate(have);
-                self.carry.extend_from_slice(&buf);
+                self.carry.extend_from_slice(&buf[..have]);
                 ctx.scratch = buf;
                 return Err(e);
             }
         };
-        buf.truncate(have + n);
         ctx.metrics.bytes_read.fetch_add(n as u64, Relaxed);
-        self.split_lines(ctx, &buf, sealed);
+        self.split_lines(ctx, &buf[..have + n], sealed);
         ctx.scratch = buf;
         Ok(n)
     }
