@@ -935,6 +935,18 @@ mod tests {
         f.write_all(text.as_bytes()).unwrap();
     }
 
+    /// A log dir in a temp folder, canonical (files are opened only inside it).
+    fn log_dir() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        (tmp, root)
+    }
+
+    /// `text` appended to the file a container's runtime writes (`0.log`).
+    fn current(root: &Path, pod: &str, container: &str, text: &str) {
+        write(root, pod, container, "0.log", text);
+    }
+
     /// A metadata source that answers from its tables: pods by uid (absent: `Unknown`), and
     /// container runs by (uid, container) (absent: `Running`).
     #[derive(Default)]
@@ -1048,8 +1060,7 @@ mod tests {
 
     #[test]
     fn without_a_source_every_stream_is_read_once_from_its_oldest_file_in_key_order() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().canonicalize().unwrap();
+        let (_tmp, root) = log_dir();
         let pod_b = "default_backup-bcdfg_uid-b";
         let pod_a = "default_backup-hjklm_uid-a";
         write(
@@ -1059,9 +1070,9 @@ mod tests {
             "0.log.20261127-140000",
             &lines("b", 0..3),
         );
-        write(&root, pod_b, "main", "0.log", &lines("b", 3..5));
-        write(&root, pod_a, "main", "0.log", &lines("a", 0..2));
-        write(&root, pod_a, "sidecar", "0.log", &lines("s", 0..2));
+        current(&root, pod_b, "main", &lines("b", 3..5));
+        current(&root, pod_a, "main", &lines("a", 0..2));
+        current(&root, pod_a, "sidecar", &lines("s", 0..2));
 
         let out = drain(&root, None, HashMap::new());
 
@@ -1096,11 +1107,10 @@ mod tests {
 
     #[test]
     fn a_run_the_source_says_ended_is_complete_and_a_running_one_is_not() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().canonicalize().unwrap();
+        let (_tmp, root) = log_dir();
         let pod = "batch_backup-nightly-29400000-bcdfg_uid-1";
-        write(&root, pod, "main", "0.log", &lines("m", 0..4));
-        write(&root, pod, "sidecar", "0.log", &lines("s", 0..4));
+        current(&root, pod, "main", &lines("m", 0..4));
+        current(&root, pod, "sidecar", &lines("s", 0..4));
         let told = Arc::new(Told::default());
         told.pods.lock().unwrap().insert("uid-1".into(), job(3));
         // Ended a minute ago: past the grace in which the runtime may still be writing.
@@ -1128,20 +1138,17 @@ mod tests {
 
     #[test]
     fn a_pod_no_job_owns_is_never_read() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().canonicalize().unwrap();
-        write(
+        let (_tmp, root) = log_dir();
+        current(
             &root,
             "default_web-bcdfg_uid-web",
             "nginx",
-            "0.log",
             &lines("w", 0..3),
         );
-        write(
+        current(
             &root,
             "default_backup-bcdfg_uid-job",
             "main",
-            "0.log",
             &lines("m", 0..3),
         );
         let told = Arc::new(Told::default());
@@ -1157,13 +1164,11 @@ mod tests {
 
     #[test]
     fn a_pod_the_source_does_not_know_ships_with_path_metadata_after_the_wait() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().canonicalize().unwrap();
-        write(
+        let (_tmp, root) = log_dir();
+        current(
             &root,
             "default_backup-bcdfg_uid-1",
             "main",
-            "0.log",
             &lines("m", 0..2),
         );
 
@@ -1177,10 +1182,9 @@ mod tests {
 
     #[test]
     fn a_drain_resumes_each_stream_at_its_checkpoint_with_the_pinned_identity() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().canonicalize().unwrap();
+        let (_tmp, root) = log_dir();
         let pod = "default_backup-bcdfg_uid-1";
-        write(&root, pod, "main", "0.log", &lines("m", 0..10));
+        current(&root, pod, "main", &lines("m", 0..10));
         // An earlier run landed lines 0..6 and pinned attempt 4 (the path would say 1).
         let dir = PodDir::parse(pod).unwrap();
         let mut state = PodState::new(JobIdentity::from_path(&dir).pin("c", "node-a", &dir, 4));
