@@ -55,9 +55,14 @@ fn give_back(level: u32, c: Compressor) {
 /// Batches compressed at once. The follower is one thread, and one compressor at the default
 /// level keeps up with about two thirds of what it reads, so two suffice on any node; on two
 /// cores one leaves the other core to the follower (measured in docs/performance.md).
+/// Asked once: the standard library reads the cgroup's CPU quota files at every call, and
+/// `give_back` asks after every batch.
 pub fn compressors() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    cores.saturating_sub(1).clamp(1, 2)
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        cores.saturating_sub(1).clamp(1, 2)
+    })
 }
 
 #[cfg(test)]

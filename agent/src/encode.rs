@@ -3,14 +3,20 @@
 //! The stream's constant metadata (cluster … completion_index) is serialized once, when the
 //! stream opens, and copied after each record's own fields; per record only ts, stream, message
 //! and offset are written, straight into the batch buffer.
+//!
+//! A live agent keeps thousands of batches open at once, under one memory budget: there a line
+//! is held without the metadata (its "body", ended by a newline) and `expand` adds it when the
+//! batch is compressed. The metadata is often as long as the line itself, so the same memory
+//! holds up to twice the lines, and each stream closes half as many objects.
 
 use crate::contract::StreamMeta;
 use crate::parse::Record;
 use base64::Engine;
+use std::sync::Arc;
 
 pub struct Encoder {
     /// `,"cluster":…,"completion_index":…}\n`
-    suffix: Vec<u8>,
+    suffix: Arc<[u8]>,
 }
 
 impl Encoder {
@@ -21,11 +27,30 @@ impl Encoder {
         suffix.push(b',');
         suffix.extend_from_slice(&json[1..]);
         suffix.push(b'\n');
-        Encoder { suffix }
+        Encoder {
+            suffix: suffix.into(),
+        }
+    }
+
+    /// What `expand` adds to each body: the stream's metadata and the line's end.
+    pub fn suffix(&self) -> &Arc<[u8]> {
+        &self.suffix
     }
 
     /// Append one record's line to `out`.
     pub fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
+        self.encode_body(rec, out);
+        out.extend_from_slice(&self.suffix);
+    }
+
+    /// Append one record's line without the stream's metadata, ended by a newline (JSON text
+    /// holds no raw newline, so it marks where `expand` puts the metadata).
+    pub fn encode_compact(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
+        self.encode_body(rec, out);
+        out.push(b'\n');
+    }
+
+    fn encode_body(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ts\":");
         write_json_str(out, rec.ts);
         out.extend_from_slice(b",\"stream\":\"");
@@ -54,8 +79,19 @@ impl Encoder {
         }
         out.extend_from_slice(b",\"offset\":");
         out.extend_from_slice(itoa_u64(rec.offset, &mut [0u8; 20]));
-        out.extend_from_slice(&self.suffix);
     }
+}
+
+/// Compact lines (`encode_compact`) → whole lines: each body's newline becomes `suffix`.
+/// (`out` is best sized by the caller, who knows the number of lines.)
+pub fn expand(compact: &[u8], suffix: &[u8], out: &mut Vec<u8>) {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', compact) {
+        out.extend_from_slice(&compact[start..end]);
+        out.extend_from_slice(suffix);
+        start = end + 1;
+    }
+    debug_assert_eq!(start, compact.len(), "compact lines end with a newline");
 }
 
 /// A JSON string, escaped as serde_json does. Most log text needs no escape at all, so runs of

@@ -47,7 +47,10 @@ const END_GRACE_SECS: i64 = 3;
 
 /// Bytes one stream may read before others get a turn.
 const PUMP_BUDGET: usize = 4 << 20;
-/// Open batches of all streams together; above it the stream just read is closed early.
+/// Open batches of all streams together; above it the oldest open batch is closed early. With
+/// thousands of live streams this, not the batch age, sets how big their objects get: every
+/// object costs a PUT (a file, its folder's fsync) and a state-file write, so the budget trades
+/// memory for objects (docs/performance.md).
 const OPEN_BATCH_BUDGET: usize = 16 << 20;
 
 pub struct Follower {
@@ -264,6 +267,8 @@ impl Follower {
         }
         let _watcher = self.watch(ev_tx);
         self.open_early = true;
+        // Thousands of batches stay open under one budget: lines without their metadata.
+        self.ctx.compact = true;
         self.rescan();
         let rescan_every = Duration::from_secs(self.cfg.rescan_interval_secs.max(1));
         let mut next_rescan = Instant::now() + rescan_every;

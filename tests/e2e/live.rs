@@ -88,6 +88,23 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
     assert_eq!(got, written);
 }
 
+/// Every file under `dir` (none when it does not exist yet).
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
 fn find_manifest(node: &Node, job: &str) -> serde_json::Value {
     let root = std::path::Path::new(&node.store).join("manifests");
     let mut stack = vec![root];
@@ -115,6 +132,17 @@ fn health_readiness_and_metrics_over_http() {
     eventually("120 records shipped per /metrics", || {
         http_get(port, "/metrics")
             .is_some_and(|(_, body)| metric(&body, "jobarchive_shipped_records_total") == 120.0)
+    });
+    // And their pod's manifest head, written after them: nothing more goes to the store until
+    // new lines come, so the folder can be taken away below without a write racing the
+    // removal (the write would make the folder again: a run failed with ENOTEMPTY here).
+    eventually("the pod's manifest head in the store", || {
+        walk_files(&std::path::Path::new(&node.store).join("manifests"))
+            .iter()
+            .any(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                p.to_string_lossy().contains("job=metrics/") && name.ends_with(".json")
+            })
     });
     let (status, body) = http_get(port, "/metrics").unwrap();
     assert_eq!(status, 200);

@@ -184,7 +184,7 @@ impl Shipper {
             tokio::select! {
                 msg = rx.recv(), if open && room => match msg {
                     Some(Work::Batch(s)) => {
-                        self.raw_held.fetch_add(s.batch.data.len(), Relaxed);
+                        self.raw_held.fetch_add(s.batch.len(), Relaxed);
                         queues.entry(stream_id(&s.meta)).or_default().push_back(*s);
                     }
                     Some(Work::PodGone(uid)) => gone.push(uid),
@@ -290,8 +290,9 @@ impl Shipper {
     }
 
     async fn compress(&self, s: &mut Sealed) -> Result<Packed, StoreError> {
-        let data = std::mem::take(&mut s.batch.data);
-        let raw = data.len();
+        let raw = s.batch.len();
+        let (data, suffix) = (std::mem::take(&mut s.batch.data), s.batch.suffix.take());
+        let records = s.batch.records;
         let permit = match self.compressing.acquire().await {
             Ok(permit) => permit,
             Err(e) => {
@@ -301,6 +302,7 @@ impl Shipper {
         };
         let level = self.cfg.level;
         let done = tokio::task::spawn_blocking(move || {
+            let data = crate::batch::whole(data, suffix.as_deref(), records);
             let gz = crate::compress::gzip(&data, level);
             crate::batch::recycle(data);
             let sha = hex::encode(Sha256::digest(&gz));

@@ -72,7 +72,8 @@ fn identity(uid: &str) -> PodIdentity {
     }
 }
 
-/// A sealed batch of `records` lines of 10 bytes each, from stream offset `first`.
+/// A sealed batch of `records` lines of 10 bytes each, from stream offset `first`, held
+/// compact as a following agent holds it (the shipper completes the lines).
 fn sealed(uid: &str, first: u64, records: u64, complete: bool) -> Sealed {
     let meta = identity(uid).stream("main", 0);
     let encoder = Encoder::new(&meta);
@@ -86,7 +87,7 @@ fn sealed(uid: &str, first: u64, records: u64, complete: bool) -> Sealed {
             offset,
             truncated: false,
         };
-        batch.push(&encoder, &rec, offset + 10);
+        batch.push(&encoder, &rec, offset + 10, true);
     }
     let end = first + records * 10;
     Sealed {
@@ -166,6 +167,25 @@ async fn a_batch_lands_then_its_manifest_part_then_the_head() {
         (entry.first_offset, entry.end_offset, entry.records),
         (0, 30, 3)
     );
+    // Whole NDJSON lines, each with the stream's metadata, though the batch was held compact.
+    let mut ndjson = Vec::new();
+    crate::inflate::gunzip(&gz, &mut ndjson).unwrap();
+    let records: Vec<serde_json::Value> = ndjson
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let offsets: Vec<u64> = records
+        .iter()
+        .map(|r| r["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [0, 10, 20]);
+    for r in &records {
+        assert_eq!(
+            (&r["message"], &r["pod_uid"], &r["container"]),
+            (&"hello".into(), &"u1".into(), &"main".into())
+        );
+    }
     let c = &head(&r, "u1").containers[0];
     assert_eq!((c.parts, c.object_count, c.end_offset), (1, 1, 30));
     assert_eq!(checkpoint(&r, "u1"), Some(30), "then the checkpoint");

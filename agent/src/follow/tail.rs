@@ -34,6 +34,9 @@ pub struct TailContext {
     pub roots: Vec<PathBuf>,
     pub max_line: usize,
     pub batch_max_bytes: usize,
+    /// Hold open batches as compact lines (`Batch::whole` completes them): for a live agent,
+    /// whose many open batches share one memory budget.
+    pub compact: bool,
     pub metrics: Arc<crate::metrics::Metrics>,
     scratch: Vec<u8>,
 }
@@ -49,6 +52,7 @@ impl TailContext {
             roots,
             max_line,
             batch_max_bytes,
+            compact: false,
             metrics,
             scratch: Vec::with_capacity(READ_CHUNK * 2),
         }
@@ -494,7 +498,7 @@ impl StreamTail {
                     self.batch.data =
                         new_buffer(&mut self.filling, ctx.batch_max_bytes + LINE_SLACK);
                 }
-                self.batch.push(&self.encoder, &rec, end)
+                self.batch.push(&self.encoder, &rec, end, ctx.compact)
             }
             Ok(None) => {}
             Err(e) => {
@@ -512,7 +516,7 @@ impl StreamTail {
         {
             self.batch.skip_to(end);
         }
-        if self.batch.data.len() >= ctx.batch_max_bytes {
+        if self.batch.len() >= ctx.batch_max_bytes {
             sealed.push(self.seal(false));
             self.filling = true;
         }
