@@ -6,8 +6,8 @@
 //!
 //! A live agent keeps thousands of batches open at once, under one memory budget: there a line
 //! is held without the metadata (its "body", ended by a newline) and `expand` adds it when the
-//! batch is compressed. The metadata is often as long as the line itself, so the same memory
-//! holds up to twice the lines, and each stream closes half as many objects.
+//! batch is compressed. The metadata is often as long as a short line: on the bench's lines the
+//! same memory holds about 1.6x the lines, and many streams close ~37 % fewer objects.
 
 use crate::contract::StreamMeta;
 use crate::parse::Record;

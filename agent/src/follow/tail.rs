@@ -34,7 +34,7 @@ pub struct TailContext {
     pub roots: Vec<PathBuf>,
     pub max_line: usize,
     pub batch_max_bytes: usize,
-    /// Hold open batches as compact lines (`Batch::whole` completes them): for a live agent,
+    /// Hold open batches as compact lines (`batch::whole` completes them): for a live agent,
     /// whose many open batches share one memory budget.
     pub compact: bool,
     pub metrics: Arc<crate::metrics::Metrics>,
