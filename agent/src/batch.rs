@@ -1,6 +1,7 @@
 //! The batch stage: a stream's encoded records accumulate in one open batch, closed on size,
 //! age, end of input or container end.
 
+use crate::compress::Squeezed;
 use crate::encode::Encoder;
 use crate::parse::Record;
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,14 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// Compact batches: the stream metadata `expand` adds to each line when compressing.
     pub suffix: Option<Arc<[u8]>>,
+    /// Its first lines, already compressed ([`Batch::squeeze`]); `data` holds the lines since.
+    pub squeezed: Squeezed,
+    pub squeezed_records: u64,
+    /// When it was first squeezed.
+    pub squeezed_at: Option<Instant>,
+    /// When the first line of `data` came (its first record, or the first after a squeeze):
+    /// over the memory budget, the lines that waited longest are squeezed first.
+    pub data_since: Instant,
     pub first_offset: u64,
     /// Stream offset just past the last record (where the next batch starts).
     pub end_offset: u64,
@@ -83,6 +92,10 @@ impl Batch {
         Batch {
             data: Vec::new(),
             suffix: None,
+            squeezed: Squeezed::default(),
+            squeezed_records: 0,
+            squeezed_at: None,
+            data_since: now,
             first_offset,
             end_offset: first_offset,
             records: 0,
@@ -100,7 +113,36 @@ impl Batch {
     /// Bytes of its whole NDJSON lines (what is compressed), compact or not.
     pub fn len(&self) -> usize {
         let added = self.suffix.as_ref().map_or(0, |s| s.len() - 1);
-        self.data.len() + self.records as usize * added
+        let held = self.data.len() + self.unsqueezed() as usize * added;
+        held + self.squeezed.raw_len() as usize
+    }
+
+    /// Bytes it holds in memory.
+    pub fn held(&self) -> usize {
+        self.data.len() + self.squeezed.len()
+    }
+
+    /// Records in `data`.
+    pub fn unsqueezed(&self) -> u64 {
+        self.records - self.squeezed_records
+    }
+
+    /// Compress the lines held so far (as whole lines) and keep the batch open: a live agent
+    /// over its memory budget does this rather than close small objects, so a batch still
+    /// closes on age, size or the stream's end (`compress::Squeezed`).
+    pub fn squeeze(&mut self, level: u32) {
+        if self.data.is_empty() {
+            return;
+        }
+        // What comes next is held in a buffer the size of what was: a squeezed batch's stream
+        // is one of many sharing the budget, not one filling `max_bytes`.
+        let next = Vec::with_capacity(self.data.len());
+        let data = std::mem::replace(&mut self.data, next);
+        let lines = whole(data, self.suffix.as_deref(), self.unsqueezed());
+        self.squeezed.push(&lines, level);
+        recycle(lines);
+        self.squeezed_records = self.records;
+        self.squeezed_at.get_or_insert_with(Instant::now);
     }
 
     /// Add a record that ends (its last physical line included) at stream offset `end`;
@@ -109,10 +151,14 @@ impl Batch {
         if self.records == 0 {
             self.opened = Instant::now();
             self.touched = self.opened;
+            self.data_since = self.opened;
             self.first_ts.push_str(rec.ts);
             self.suffix = compact.then(|| enc.suffix().clone());
         }
         debug_assert_eq!(compact, self.suffix.is_some(), "one form per batch");
+        if self.data.is_empty() && self.records > 0 {
+            self.data_since = Instant::now();
+        }
         if compact {
             enc.encode_compact(rec, &mut self.data);
         } else {
@@ -147,21 +193,25 @@ mod tests {
         let enc = Encoder::new(&crate::encode::tests::meta());
         let (mut whole, mut compact) = (Batch::new(0), Batch::new(0));
         for (i, (message, truncated)) in messages.iter().enumerate() {
-            let rec = Record {
-                ts: "2026-12-07T19:02:12.123456789Z",
-                stream: if i % 2 == 0 {
-                    StreamKind::Stdout
-                } else {
-                    StreamKind::Stderr
-                },
-                message,
-                offset: i as u64 * 100,
-                truncated: *truncated,
-            };
+            let rec = record(i, message, *truncated);
             whole.push(&enc, &rec, i as u64 * 100 + 99, false);
             compact.push(&enc, &rec, i as u64 * 100 + 99, true);
         }
         (whole, compact)
+    }
+
+    fn record(i: usize, message: &[u8], truncated: bool) -> Record<'_> {
+        Record {
+            ts: "2026-12-07T19:02:12.123456789Z",
+            stream: if i.is_multiple_of(2) {
+                StreamKind::Stdout
+            } else {
+                StreamKind::Stderr
+            },
+            message,
+            offset: i as u64 * 100,
+            truncated,
+        }
     }
 
     proptest::proptest! {
@@ -185,6 +235,42 @@ mod tests {
                 let v: serde_json::Value = serde_json::from_slice(line).unwrap();
                 proptest::prop_assert_eq!(&v["pod"], "p-abcde");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// However often a batch is squeezed while it fills, its object holds exactly the lines
+        /// of one compressed whole, and `len` is their size throughout.
+        #[test]
+        fn a_squeezed_batch_closes_to_the_same_lines(
+            messages in proptest::collection::vec(
+                (proptest::collection::vec(proptest::num::u8::ANY, 0..200), proptest::bool::ANY),
+                1..40,
+            ),
+            cuts in proptest::collection::vec(0usize..40, 0..6),
+            compact in proptest::bool::ANY,
+        ) {
+            let enc = Encoder::new(&crate::encode::tests::meta());
+            let (mut b, mut whole) = (Batch::new(0), Batch::new(0));
+            for (i, (message, truncated)) in messages.iter().enumerate() {
+                let rec = record(i, message, *truncated);
+                b.push(&enc, &rec, i as u64 * 100 + 99, compact);
+                whole.push(&enc, &rec, i as u64 * 100 + 99, false);
+                if cuts.contains(&i) {
+                    b.squeeze(1);
+                    proptest::prop_assert!(b.data.is_empty() && b.data.capacity() > 0);
+                    proptest::prop_assert_eq!(b.held(), b.squeezed.len());
+                    proptest::prop_assert!(b.squeezed_at.is_some());
+                }
+                proptest::prop_assert_eq!(b.len(), whole.data.len());
+            }
+            proptest::prop_assert_eq!(b.len(), whole.data.len());
+            proptest::prop_assert_eq!(b.records, whole.records);
+            let rest = super::whole(std::mem::take(&mut b.data), b.suffix.as_deref(), b.unsqueezed());
+            let gz = std::mem::take(&mut b.squeezed).finish(&rest, 1);
+            let mut out = Vec::new();
+            crate::inflate::gunzip(&gz, &mut out).unwrap();
+            proptest::prop_assert_eq!(out, whole.data);
         }
     }
 

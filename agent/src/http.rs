@@ -150,7 +150,7 @@ pub fn render_metrics(m: &Metrics) -> String {
         0 => 0.0,
         t => now_ms().saturating_sub(t) as f64 / 1000.0,
     };
-    let rows: [(&str, &str, &str, f64); 23] = [
+    let rows: [(&str, &str, &str, f64); 24] = [
         (
             "jobarchive_read_bytes_total",
             "counter",
@@ -168,6 +168,12 @@ pub fn render_metrics(m: &Metrics) -> String {
             "counter",
             "Malformed log lines skipped.",
             m.parse_errors.load(Relaxed) as f64,
+        ),
+        (
+            "jobarchive_batches_squeezed_total",
+            "counter",
+            "Open batches compressed in memory to stay under the open-batch budget.",
+            m.batches_squeezed.load(Relaxed) as f64,
         ),
         (
             "jobarchive_read_errors_total",

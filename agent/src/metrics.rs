@@ -9,6 +9,8 @@ pub struct Metrics {
     pub bytes_read: AtomicU64,
     pub lines_read: AtomicU64,
     pub parse_errors: AtomicU64,
+    /// Open batches compressed in memory to stay under the open-batch budget.
+    pub batches_squeezed: AtomicU64,
     pub read_errors: AtomicU64,
     pub records_shipped: AtomicU64,
     pub objects_shipped: AtomicU64,

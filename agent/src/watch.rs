@@ -52,6 +52,11 @@ const PUMP_BUDGET: usize = 4 << 20;
 /// object costs a PUT (a file, its folder's fsync) and a state-file write, so the budget trades
 /// memory for objects (docs/performance.md).
 const OPEN_BATCH_BUDGET: usize = 16 << 20;
+/// Over the budget, a batch holding at least this much is squeezed (`Batch::squeeze`) rather
+/// than closed: compressed, its lines take a fraction of the memory and the batch still closes
+/// on age, so many streams do not each close an object every few KiB. Less than this is closed:
+/// squeezing a few lines at a time would compress badly.
+const SQUEEZE_MIN: usize = 4096;
 
 pub struct Follower {
     cfg: Config,
@@ -70,10 +75,12 @@ pub struct Follower {
     queued: HashSet<StreamKey>,
     /// Uncompressed bytes in open batches, all streams together (kept as they change).
     open_bytes: usize,
-    /// Streams with an open batch, oldest batch first: over the memory budget, the oldest batch
-    /// (the biggest, as a rule) is closed first, so the budget costs few, large objects.
-    by_age: std::collections::BTreeSet<(Instant, StreamKey)>,
-    aged: HashMap<StreamKey, Instant>,
+    /// Streams whose open batch holds lines not yet squeezed, by when the first of them came:
+    /// over the memory budget the oldest (the biggest, as a rule) is squeezed first.
+    unsqueezed: AgeIndex,
+    /// Streams whose open batch holds squeezed lines, by its first squeeze: when nothing is
+    /// worth squeezing any more, the first of these is closed.
+    squeezed: AgeIndex,
     /// When each stream with an open batch is next due to be looked at for closing (at most
     /// one entry per stream; an entry found early is pushed again at the stream's real due).
     timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
@@ -186,8 +193,8 @@ impl Follower {
             dirty: VecDeque::new(),
             queued: HashSet::new(),
             open_bytes: 0,
-            by_age: std::collections::BTreeSet::new(),
-            aged: HashMap::new(),
+            unsqueezed: AgeIndex::default(),
+            squeezed: AgeIndex::default(),
             timers: BinaryHeap::new(),
             timed: HashSet::new(),
             ending: HashSet::new(),
@@ -626,7 +633,7 @@ impl Follower {
         let Some(mut tail) = self.streams.remove(key) else {
             return;
         };
-        self.open_bytes -= tail.batch.data.len();
+        self.open_bytes -= tail.batch.held();
         sealed.push(tail.seal(true));
         tail.close();
         self.track_age(key);
@@ -739,13 +746,13 @@ impl Follower {
             let Some(tail) = self.streams.get_mut(&key) else {
                 continue;
             };
-            let (before, records) = (tail.batch.data.len(), tail.batch.records);
+            let (before, records) = (tail.batch.held(), tail.batch.records);
             let state = tail.pump(&mut self.ctx, PUMP_BUDGET, &mut sealed);
             let grew = tail.batch.records != records || !sealed.is_empty();
             if grew {
                 tail.batch.touched = Instant::now();
             }
-            let after = tail.batch.data.len();
+            let after = tail.batch.held();
             self.open_bytes = (self.open_bytes + after).saturating_sub(before);
             match state {
                 PumpState::More => self.mark_dirty(key.clone()),
@@ -763,12 +770,7 @@ impl Follower {
                 PumpState::Ended => self.end_stream(&key, &mut sealed),
             }
             self.track_age(&key);
-            while self.open_bytes > OPEN_BATCH_BUDGET {
-                let Some((_, oldest)) = self.by_age.first().cloned() else {
-                    break;
-                };
-                self.seal_open(&oldest, &mut sealed);
-            }
+            while self.open_bytes > OPEN_BATCH_BUDGET && self.free_memory(&mut sealed) {}
             if self.streams.get(&key).is_some_and(|t| t.has_unsealed()) {
                 self.schedule(key.clone());
             }
@@ -779,31 +781,46 @@ impl Follower {
     /// Close a stream's open batch (it goes to `sealed`).
     fn seal_open(&mut self, key: &StreamKey, sealed: &mut Vec<Sealed>) {
         if let Some(tail) = self.streams.get_mut(key).filter(|t| t.has_unsealed()) {
-            self.open_bytes -= tail.batch.data.len();
+            self.open_bytes -= tail.batch.held();
             sealed.push(tail.seal(false));
         }
         self.track_age(key);
     }
 
-    /// Keep `by_age` in step with a stream's open batch (opened, closed, or another one).
+    /// Over the budget: squeeze the lines that waited longest (their batch stays open), or,
+    /// when those are too few to be worth it, close the batch squeezed first (memory is then
+    /// mostly compressed lines). False when no batch is open.
+    fn free_memory(&mut self, sealed: &mut Vec<Sealed>) -> bool {
+        let level = self.cfg.batch.compression_level;
+        if let Some(key) = self.unsqueezed.first() {
+            if let Some(t) = self.streams.get_mut(&key) {
+                if t.batch.data.len() >= SQUEEZE_MIN {
+                    let before = t.batch.held();
+                    t.batch.squeeze(level);
+                    self.open_bytes = (self.open_bytes + t.batch.held()).saturating_sub(before);
+                    self.ctx.metrics.batches_squeezed.fetch_add(1, Relaxed);
+                    self.track_age(&key);
+                    return true;
+                }
+            }
+        }
+        match self.squeezed.first().or_else(|| self.unsqueezed.first()) {
+            Some(key) => {
+                self.seal_open(&key, sealed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keep the age indexes in step with a stream's open batch (opened, grown, squeezed,
+    /// closed, or another one).
     fn track_age(&mut self, key: &StreamKey) {
-        let now = self
-            .streams
-            .get(key)
-            .filter(|t| !t.batch.is_empty())
-            .map(|t| t.batch.opened);
-        let was = self.aged.get(key).copied();
-        if now == was {
-            return;
-        }
-        if let Some(was) = was {
-            self.by_age.remove(&(was, key.clone()));
-            self.aged.remove(key);
-        }
-        if let Some(now) = now {
-            self.by_age.insert((now, key.clone()));
-            self.aged.insert(key.clone(), now);
-        }
+        let batch = self.streams.get(key).map(|t| &t.batch);
+        let lines = batch.filter(|b| !b.data.is_empty()).map(|b| b.data_since);
+        let squeezed = batch.and_then(|b| b.squeezed_at);
+        self.unsqueezed.set(key, lines);
+        self.squeezed.set(key, squeezed);
     }
 
     /// Make sure a stream with an open batch has a timer.
@@ -908,6 +925,35 @@ impl Follower {
         let mut keys: Vec<StreamKey> = self.streams.keys().cloned().collect();
         keys.sort();
         keys
+    }
+}
+
+/// Streams ordered by an instant, each at most once: the first in O(log n), a stream moved or
+/// removed in O(log n).
+#[derive(Default)]
+struct AgeIndex {
+    order: std::collections::BTreeSet<(Instant, StreamKey)>,
+    at: HashMap<StreamKey, Instant>,
+}
+
+impl AgeIndex {
+    fn set(&mut self, key: &StreamKey, now: Option<Instant>) {
+        let was = self.at.get(key).copied();
+        if now == was {
+            return;
+        }
+        if let Some(was) = was {
+            self.order.remove(&(was, key.clone()));
+            self.at.remove(key);
+        }
+        if let Some(now) = now {
+            self.order.insert((now, key.clone()));
+            self.at.insert(key.clone(), now);
+        }
+    }
+
+    fn first(&self) -> Option<StreamKey> {
+        self.order.first().map(|(_, key)| key.clone())
     }
 }
 

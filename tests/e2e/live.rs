@@ -161,3 +161,56 @@ fn health_readiness_and_metrics_over_http() {
     assert_eq!(http_get(port, "/nope").unwrap().0, 404);
     sigterm(&mut agent);
 }
+
+#[test]
+fn many_streams_over_the_memory_budget_are_squeezed_not_cut() {
+    // 120 pods hold ~29 MB of lines, more than the 16 MiB the agent keeps in open batches.
+    // Over the budget it compresses the oldest batches in memory and keeps them open, so the
+    // lines each pod writes next join the same batch: one object per stream in the end (an
+    // agent that closed batches to free memory ships two for some), every line exactly once.
+    let node = Node::local();
+    let pods = 120;
+    let pad = "x".repeat(200);
+    let mut logs = Vec::new();
+    let mut written = Vec::new();
+    for p in 0..pods {
+        // A generated pod-name suffix (consonants), so the pods are attempts of Job `squeeze`.
+        let suffix: String = format!("{p:05}")
+            .bytes()
+            .map(|d| b"bcdfghjklm"[usize::from(d - b'0')] as char)
+            .collect();
+        let pod = node.pod("default", &format!("squeeze-{suffix}"), &format!("uid-{p}"));
+        let msgs: Vec<String> = (0..1000)
+            .map(|i| format!("pod {p} line {i} {pad}"))
+            .collect();
+        pod.append("c", 0, &msgs);
+        written.extend(msgs);
+        logs.push((p, pod));
+    }
+    // Started after the writing, the agent finds every file whole and reads each in one go.
+    // Batches close on age or quiet only after a minute: nothing closes them here but memory.
+    let (mut agent, port) = node.start_agent("[batch]\nquiet_secs = 60\n");
+    eventually("every line of the first wave read", || {
+        agent_metric(port, "jobarchive_read_lines_total") == written.len() as f64
+    });
+    assert!(
+        agent_metric(port, "jobarchive_batches_squeezed_total") >= 1.0,
+        "over the budget, open batches were squeezed"
+    );
+    for (p, pod) in &logs {
+        let msgs: Vec<String> = (0..100).map(|i| format!("pod {p} more {i}")).collect();
+        pod.append("c", 0, &msgs);
+        written.extend(msgs);
+    }
+    eventually("every line of the second wave read", || {
+        agent_metric(port, "jobarchive_read_lines_total") == written.len() as f64
+    });
+    sigterm(&mut agent);
+    let objects = walk_files(&std::path::Path::new(&node.store).join("logs"));
+    assert_eq!(objects.len(), pods, "one object per stream");
+    let mut got = fetched(&node, "squeeze");
+    assert_eq!(got.len(), written.len(), "none lost, none twice");
+    got.sort();
+    written.sort();
+    assert_eq!(got, written);
+}

@@ -292,7 +292,8 @@ impl Shipper {
     async fn compress(&self, s: &mut Sealed) -> Result<Packed, StoreError> {
         let raw = s.batch.len();
         let (data, suffix) = (std::mem::take(&mut s.batch.data), s.batch.suffix.take());
-        let records = s.batch.records;
+        let squeezed = std::mem::take(&mut s.batch.squeezed);
+        let records = s.batch.unsqueezed();
         let permit = match self.compressing.acquire().await {
             Ok(permit) => permit,
             Err(e) => {
@@ -303,7 +304,11 @@ impl Shipper {
         let level = self.cfg.level;
         let done = tokio::task::spawn_blocking(move || {
             let data = crate::batch::whole(data, suffix.as_deref(), records);
-            let gz = crate::compress::gzip(&data, level);
+            let gz = if squeezed.is_empty() {
+                crate::compress::gzip(&data, level)
+            } else {
+                squeezed.finish(&data, level)
+            };
             crate::batch::recycle(data);
             let sha = hex::encode(Sha256::digest(&gz));
             (Bytes::from(gz), sha)
