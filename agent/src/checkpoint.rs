@@ -9,8 +9,8 @@
 //! A save is one JSON line appended to the pod's file and fdatasync'd; the last complete line
 //! is the state. A torn line (a crash mid-append) is not complete, so the line before it is.
 //! The file is rewritten whole (temp + fsync + rename) at a pod's first save in a process and
-//! when it outgrows a few states: creating and renaming a file per batch was about a third of
-//! the agent's CPU with 2,000 live streams on ext4 (docs/performance.md).
+//! when an append would take it past 64 KiB: creating and renaming a file per batch was about a
+//! third of the agent's CPU with 2,000 live streams on ext4 (docs/performance.md).
 
 use crate::contract::{
     ContainerManifest, Gap, Manifest, ObjectEntry, PartLine, PodIdentity, MANIFEST_FORMAT,
@@ -295,8 +295,8 @@ fn parse_state(data: &[u8]) -> Result<PodState, String> {
     serde_json::from_slice::<PodState>(data).map_err(|e| e.to_string())
 }
 
-/// A pod's state file is rewritten whole once appending would make it bigger than this (and
-/// than two states): reading it at start stays cheap.
+/// A pod's state file is rewritten whole rather than appended to past this size, so it is never
+/// bigger than this or one state (reading it stays cheap).
 const APPEND_MAX: u64 = 64 << 10;
 
 /// The state dir's `pods/` folder.
@@ -354,7 +354,7 @@ impl StateDir {
         let path = self.path(uid);
         let known = self.lock_sizes().remove(uid);
         let appended = known
-            .filter(|size| size + len <= APPEND_MAX.max(2 * len))
+            .filter(|size| size + len <= APPEND_MAX)
             .and_then(|size| append_synced(&path, &line).ok().map(|()| size + len));
         let size = match appended {
             Some(size) => size,
